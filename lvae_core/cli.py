@@ -1,0 +1,156 @@
+"""Command line: ``python -m lvae_core train ...`` and ``python -m lvae_core evaluate ...``.
+
+    python -m lvae_core train --model lvae --data mnist-5k --hidden 512,256 --latent 64,32 \\
+        --epochs 20 --warmup-epochs 5 --out results/lvae.json
+    python -m lvae_core evaluate --checkpoint results/lvae.pt --data mnist-5k --k 5000
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def _write_json(obj, path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2))
+    tmp.replace(path)
+    print(f"wrote {path}")
+
+
+def _evaluate(model, data, k, max_rows=None, n_test=None, seed=0):
+    from .analysis import active_units, kl_per_layer
+    from .bounds import log_likelihood
+    x = data.test_binary[:n_test] if model.config["likelihood"] == "bernoulli" else data.test_x[:n_test]
+    t0 = time.perf_counter()
+    ll, elbo = log_likelihood(model, x, k=k, max_rows=max_rows, seed=seed, progress=True,
+                              return_elbo=True)
+    seconds = time.perf_counter() - t0
+    return dict(k=k, n_test=len(x), test_log_likelihood=ll.mean().item(),
+                test_nll=-ll.mean().item(), test_elbo=elbo.mean().item(),
+                active_units=active_units(model, x), kl_per_layer=kl_per_layer(model, x),
+                eval_seconds=seconds, eval_images_per_second=len(x) / seconds)
+
+
+def cmd_train(args) -> int:
+    from .data import load_dataset
+    from .models import build_model
+    from .train import fit, save_checkpoint
+
+    data = load_dataset(args.data, n_train=args.n_train, n_test=args.n_test)
+    model = build_model(args.model, x_dim=data.x_dim, hidden=args.hidden, latent=args.latent,
+                        likelihood=args.likelihood, batch_norm=not args.no_batch_norm,
+                        activation=args.activation)
+    print(f"{args.model} on {data}: {sum(p.numel() for p in model.parameters()):,} parameters")
+    t0 = time.perf_counter()
+    history = fit(model, data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                  warmup_epochs=args.warmup_epochs, k=args.k, seed=args.seed, device=args.device,
+                  lr_schedule=args.lr_schedule, cache=not args.no_cache,
+                  checkpoint_every=args.checkpoint_every)
+    train_seconds = time.perf_counter() - t0
+    out = Path(args.out)
+    ckpt = save_checkpoint(model, history, out.with_suffix(".pt"))
+    result = dict(model=args.model, data=args.data, config=model.config,
+                  fit=dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                           warmup_epochs=args.warmup_epochs, k=args.k, seed=args.seed,
+                           lr_schedule=args.lr_schedule),
+                  checkpoint=str(ckpt), train_seconds=train_seconds,
+                  final_train_bound=history["bound"][-1], history=history)
+    if args.eval_k:
+        result["evaluation"] = _evaluate(model, data, args.eval_k, n_test=args.n_test)
+        ev = result["evaluation"]
+        print(f"test log p(x) ~ {ev['test_log_likelihood']:.2f} nats (k={args.eval_k}), "
+              f"ELBO {ev['test_elbo']:.2f}, active units {ev['active_units']}")
+    _write_json(result, out)
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .data import load_dataset
+    from .train import load_checkpoint
+
+    model, _ = load_checkpoint(args.checkpoint, device=args.device)
+    data = load_dataset(args.data, n_test=args.n_test)
+    if data.x_dim != model.x_dim:
+        raise SystemExit(f"error: the checkpoint expects {model.x_dim} pixels, {args.data} has {data.x_dim}")
+    result = dict(checkpoint=str(args.checkpoint), data=args.data, config=model.config,
+                  **_evaluate(model, data, args.k, max_rows=args.max_rows, seed=args.seed))
+    print(f"test log p(x) ~ {result['test_log_likelihood']:.2f} nats (k={args.k}, "
+          f"{result['n_test']} images, {result['eval_images_per_second']:.1f} images/s); "
+          f"ELBO {result['test_elbo']:.2f}; active units {result['active_units']}")
+    if args.out:
+        _write_json(result, args.out)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .data import DATASETS
+    from .models import MODELS
+
+    parser = argparse.ArgumentParser(prog="python -m lvae_core",
+                                     description="Train and evaluate VAEs, hierarchical VAEs and Ladder VAEs.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train a model and write its checkpoint and a results JSON")
+    train.add_argument("--model", choices=sorted(MODELS), default="lvae")
+    train.add_argument("--data", choices=DATASETS, default="mnist-5k")
+    train.add_argument("--hidden", type=_ints, default=[512, 256, 128, 64, 32],
+                       help="MLP width before each stochastic layer, comma-separated")
+    train.add_argument("--latent", type=_ints, default=[64, 32, 16, 8, 4],
+                       help="units of each stochastic layer, comma-separated")
+    train.add_argument("--likelihood", choices=("bernoulli", "gaussian"), default="bernoulli")
+    train.add_argument("--activation", default="leaky_relu")
+    train.add_argument("--no-batch-norm", action="store_true")
+    train.add_argument("--epochs", type=int, default=10)
+    train.add_argument("--batch-size", type=int, default=256)
+    train.add_argument("--lr", type=float, default=1e-3)
+    train.add_argument("--warmup-epochs", type=float, default=0)
+    train.add_argument("--lr-schedule", choices=("iwae",), default=None)
+    train.add_argument("--k", type=int, default=1, help="importance samples in training (IWAE when > 1)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
+    train.add_argument("--n-train", type=int, default=None)
+    train.add_argument("--n-test", type=int, default=None)
+    train.add_argument("--eval-k", type=int, default=0,
+                       help="after training, estimate the test log-likelihood with this many samples")
+    train.add_argument("--checkpoint-every", type=int, default=0)
+    train.add_argument("--no-cache", action="store_true")
+    train.add_argument("--out", default="results/run.json")
+    train.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser("evaluate", help="importance-sampled test log-likelihood of a checkpoint")
+    ev.add_argument("--checkpoint", required=True)
+    ev.add_argument("--data", choices=DATASETS, default="mnist-5k")
+    ev.add_argument("--k", type=int, default=5000)
+    ev.add_argument("--n-test", type=int, default=None)
+    ev.add_argument("--max-rows", type=int, default=None)
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--device", default=None)
+    ev.add_argument("--out", default=None)
+    ev.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, FloatingPointError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2

@@ -1,0 +1,170 @@
+"""VAE, HierarchicalVAE and LadderVAE: one generative model, two inference networks.
+
+    model = GenerativeModel  +  BottomUpInference   (VAE, HierarchicalVAE)
+    model = GenerativeModel  +  LadderInference     (LadderVAE)
+
+``model.trace(x, k)`` runs inference and the generative model for k samples and keeps
+every piece (log p(x|z), log p(z_i|.), log q(z_i|.) per layer and unit). Every bound
+is a function of ``trace.log_w``, the (k, batch) log importance weights.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .checks import check_data, check_k
+from .generative import GenerativeModel
+from .inference import BottomUpInference, LadderInference, LayerSample
+
+
+@dataclass
+class Trace:
+    """Everything one pass computes, for k samples of a batch of B examples."""
+    log_px: torch.Tensor            # log p(x | z_1), (k, B)
+    layers: list[LayerSample]       # z_1 .. z_L
+
+    @property
+    def log_pz(self) -> list[torch.Tensor]:
+        """log p(z_i | z_{i+1}) per layer, each (k, B)."""
+        return [layer.log_p().sum(-1) for layer in self.layers]
+
+    @property
+    def log_qz(self) -> list[torch.Tensor]:
+        """log q(z_i | .) per layer, each (k, B)."""
+        return [layer.log_q().sum(-1) for layer in self.layers]
+
+    @property
+    def kl(self) -> list[torch.Tensor]:
+        """Single-sample KL estimate per layer, log q(z_i|.) - log p(z_i|z_{i+1}), each (k, B)."""
+        return [(layer.log_q() - layer.log_p()).sum(-1) for layer in self.layers]
+
+    def kl_units(self) -> list[torch.Tensor]:
+        """The same estimate per unit, each (k, B, latent[i])."""
+        return [layer.log_q() - layer.log_p() for layer in self.layers]
+
+    def log_w_beta(self, beta: float = 1.0) -> torch.Tensor:
+        """log p(x|z) - beta * sum_i [log q(z_i|.) - log p(z_i|.)], (k, B).
+        With beta = 1 these are the log importance weights log p(x, z) - log q(z | x)."""
+        kl = torch.stack(self.kl).sum(0)
+        return self.log_px - kl if beta == 1.0 else self.log_px - beta * kl
+
+    @property
+    def log_w(self) -> torch.Tensor:
+        return self.log_w_beta(1.0)
+
+
+def _as_tuple(v, name) -> tuple[int, ...]:
+    t = (v,) if isinstance(v, int) else tuple(v)
+    if not t or not all(isinstance(n, int) and n > 0 for n in t):
+        raise ValueError(f"{name} must be a positive integer or a sequence of them, got {v!r}")
+    return t
+
+
+class LatentVariableModel(nn.Module):
+    """The shared skeleton; subclasses choose ``inference_class``."""
+
+    inference_class: type = BottomUpInference
+
+    def __init__(self, x_dim=784, hidden=(512, 256, 128, 64, 32), latent=(64, 32, 16, 8, 4), *,
+                 likelihood="bernoulli", batch_norm=True, activation="leaky_relu"):
+        super().__init__()
+        hidden, latent = _as_tuple(hidden, "hidden"), _as_tuple(latent, "latent")
+        if len(hidden) != len(latent):
+            raise ValueError(f"hidden {hidden} and latent {latent} must have one entry per "
+                             "stochastic layer")
+        if not isinstance(x_dim, int) or x_dim < 1:
+            raise ValueError(f"x_dim must be a positive integer, got {x_dim!r}")
+        self.config = dict(x_dim=x_dim, hidden=list(hidden), latent=list(latent),
+                           likelihood=likelihood, batch_norm=bool(batch_norm),
+                           activation=activation)
+        self.generative = GenerativeModel(x_dim, hidden, latent, likelihood, batch_norm, activation)
+        self.inference = self.inference_class(x_dim, hidden, latent, batch_norm, activation)
+
+    # -- sizes -----------------------------------------------------------------------
+    @property
+    def x_dim(self) -> int:
+        return self.config["x_dim"]
+
+    @property
+    def latent(self) -> tuple[int, ...]:
+        return tuple(self.config["latent"])
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.latent)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    # -- the one pass ---------------------------------------------------------------
+    def check(self, x) -> torch.Tensor:
+        """``x`` validated and flattened to ``(B, x_dim)`` on the model's device (see ``checks``)."""
+        return check_data(x, self.x_dim, self.config["likelihood"]).to(self.device)
+
+    def trace(self, x: torch.Tensor, k: int = 1, *, check: bool = True) -> Trace:
+        """Sample z ~ q(z|x) k times per example and evaluate every density. ``x``: (B, x_dim)."""
+        k = check_k(k)
+        if check:
+            x = self.check(x)
+        layers = self.inference(x, k, self.generative)
+        return Trace(self.generative.log_px(x, layers[0].z), layers)
+
+    def log_weights(self, x: torch.Tensor, k: int = 1, *, check: bool = True) -> torch.Tensor:
+        """log w = log p(x, z) - log q(z | x) at k reparameterized samples: ``(k, B)``."""
+        return self.trace(x, k, check=check).log_w
+
+    @torch.no_grad()
+    def sample(self, n: int) -> torch.Tensor:
+        """E[x | z_1] for n ancestral samples from the generative model, ``(n, x_dim)``."""
+        return self.generative.sample(n)[0]
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """E[x | z_1] with z_1 from one sample of q(z | x), ``(B, x_dim)``."""
+        tr = self.trace(x, 1)
+        return self.generative.mean_x(tr.layers[0].z[0])
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.config.items())
+
+
+class HierarchicalVAE(LatentVariableModel):
+    """L stochastic layers, bottom-up inference q(z_1|x) prod q(z_i|z_{i-1})."""
+    inference_class = BottomUpInference
+
+
+class LadderVAE(LatentVariableModel):
+    """L stochastic layers, ladder inference (precision-weighted top-down merge)."""
+    inference_class = LadderInference
+
+
+class VAE(HierarchicalVAE):
+    """The one-layer case: ``VAE(x_dim=784, hidden=512, latent=64)``."""
+
+    def __init__(self, x_dim=784, hidden=(512,), latent=(64,), **options):
+        if len(_as_tuple(latent, "latent")) != 1 or len(_as_tuple(hidden, "hidden")) != 1:
+            raise ValueError("VAE has one stochastic layer; use HierarchicalVAE or LadderVAE "
+                             f"for more (got hidden={hidden!r}, latent={latent!r})")
+        super().__init__(x_dim, hidden, latent, **options)
+
+
+MODELS = {"vae": VAE, "hvae": HierarchicalVAE, "lvae": LadderVAE}
+
+
+def build_model(kind: str, **config) -> LatentVariableModel:
+    """``build_model("lvae", x_dim=784, hidden=[...], latent=[...], ...)``."""
+    try:
+        cls = MODELS[kind]
+    except KeyError:
+        raise ValueError(f"unknown model {kind!r}; expected one of {sorted(MODELS)}") from None
+    return cls(**config)
+
+
+def model_kind(model: nn.Module) -> str:
+    for kind, cls in MODELS.items():
+        if type(model) is cls:
+            return kind
+    raise ValueError(f"not one of the package's models: {type(model).__name__}")
