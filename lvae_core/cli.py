@@ -144,6 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", default=None)
     ev.add_argument("--out", default=None)
     ev.set_defaults(func=cmd_evaluate)
+
+    from . import reproduce
+    reproduce.add_arguments(sub.add_parser(
+        "reproduce", help="run the LVAE / IWAE papers' grids (resumable, shardable) and merge results"))
     return parser
 
 
