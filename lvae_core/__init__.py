@@ -4,6 +4,7 @@ One generative model p(z_L) prod p(z_i | z_{i+1}) p(x | z_1) (``generative.py``)
 inference networks (``inference.py``: bottom-up and ladder), and every bound from one
 function of the log importance weights (``bounds.py``).
 """
+from . import plotting
 from .analysis import (active_units, kl_per_layer, kl_per_unit, latent_samples, pca_embedding,
                        posterior_means, unit_activity)
 from .bounds import elbo, iwae_bound, log_likelihood
