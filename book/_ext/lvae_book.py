@@ -1,0 +1,99 @@
+"""Small Sphinx extension with the book's build-time glue.
+
+* Fast mode: ``LVAE_FAST=1`` makes every chapter run a small configuration.
+  Executed notebooks are cached by jupyter-cache, keyed on the notebook's
+  content only, so fast-mode and full-mode outputs get separate caches
+  (``_build/.jupyter_cache`` and ``_build/.jupyter_cache_fast``), and the
+  mode is a config value that invalidates the Sphinx environment when it
+  changes.
+
+* Unique scripts: with Sphinx 7.4, an inline script registered after the
+  builder is initialised (e.g. by sphinx-togglebutton at
+  ``env-before-read-docs``) is emitted twice on every page, because the
+  builder stores it once with ``filename=None`` and once with
+  ``filename=''``. Repeated ``const`` declarations in such scripts are a
+  SyntaxError in the browser console (this is what made sphinx-thebe log
+  "THEBE_JS_URL has already been declared"), so every page gets its script
+  list de-duplicated here.
+
+* Offline assets: MathJax and the widget manager are served from
+  ``book/_static/vendor`` (fetched by ``scripts/fetch_vendor.sh``). A build
+  without them would silently produce pages that cannot typeset math, so it
+  stops with an error instead.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sphinx.application import Sphinx
+from sphinx.config import Config
+from sphinx.errors import ConfigError
+
+VENDOR_FILES = (
+    "vendor/mathjax/es5/tex-chtml.js",
+    "vendor/requirejs/require.js",
+    "vendor/html-manager/dist/embed-amd.js",
+)
+
+
+def fast_mode() -> bool:
+    return os.environ.get("LVAE_FAST", "0").strip().lower() in {"1", "true", "yes"}
+
+
+def _set_execution_cache(app: Sphinx, config: Config) -> None:
+    base = Path(app.outdir).parent  # _build/
+    name = ".jupyter_cache_fast" if fast_mode() else ".jupyter_cache"
+    config.nb_execution_cache_path = str(base / name)
+
+
+def _check_vendor(app: Sphinx) -> None:
+    if app.builder.format != "html":
+        return
+    static_dirs = [Path(app.confdir, p) for p in app.config.html_static_path]
+    for rel in VENDOR_FILES:
+        if not any((d / rel).is_file() for d in static_dirs):
+            raise ConfigError(
+                f"_static/{rel} is missing: run `bash scripts/fetch_vendor.sh` "
+                "(the book serves MathJax and the widget manager itself, offline)"
+            )
+
+
+def _script_key(js: Any) -> tuple:
+    filename = getattr(js, "filename", js) or ""
+    attributes = getattr(js, "attributes", {}) or {}
+    priority = getattr(js, "priority", 500)
+    return (str(filename), priority, tuple(sorted((k, str(v)) for k, v in attributes.items())))
+
+
+def _dedupe_scripts(
+    app: Sphinx, pagename: str, templatename: str, context: dict, doctree: Any
+) -> None:
+    scripts = context.get("script_files")
+    if not isinstance(scripts, list):
+        return
+    seen: set[tuple] = set()
+    unique = []
+    for js in scripts:
+        key = _script_key(js)
+        if key not in seen:
+            seen.add(key)
+            unique.append(js)
+    context["script_files"] = unique
+
+
+def setup(app: Sphinx) -> dict[str, Any]:
+    # A change of mode changes this value, and "env" makes Sphinx re-read
+    # every document instead of reusing doctrees from the other mode.
+    app.add_config_value("lvae_fast_mode", fast_mode(), "env", bool)
+    app.connect("config-inited", _set_execution_cache, priority=100)
+    app.connect("builder-inited", _check_vendor)
+    # Run after every extension that adds per-page scripts (myst-nb: 500).
+    app.connect("html-page-context", _dedupe_scripts, priority=900)
+    return {
+        "version": "1.0",
+        "parallel_read_safe": True,
+        "parallel_write_safe": True,
+    }
