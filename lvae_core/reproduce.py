@@ -60,7 +60,7 @@ LVAE_LATENT = (64, 32, 16, 8, 4)
 IWAE_ARCHS = {1: ((200,), (50,)), 2: ((200, 100), (100, 50))}
 IWAE_KS = (1, 5, 50)
 
-#: The published protocols (see /work/shared reference notes and the papers).
+#: The published protocols: Sønderby et al. (2016), experiments section; Burda et al. (2016), section 5.
 PROTOCOLS = {
     "lvae": dict(epochs=2000, warmup_epochs=200, lr=2e-4, batch_size=256, lr_schedule=None,
                  init_output_bias=False),
@@ -307,7 +307,8 @@ def markdown(summary: dict, out=None) -> str:
             f"{'-'.join(str(a) for a in r['active_units'])} | {r['train_seconds']:.0f} | {pub} | "
             f"{r.get('published_source') or ''} |")
     lines += ["", "Test NLL: -log p(x) in nats, importance-sampled with `eval k` samples "
-              "(± one standard error over test images). Active units: per layer from z_1 "
+              "(± one standard error over test images; differences between models on the same images "
+              "are more precise than that). Train s: training wall-clock seconds as recorded by `fit`. Active units: per layer from z_1 "
               "upwards, Cov_x(E_q[u|x]) > 0.01 (Burda et al., 2016). Device: "
               f"{', '.join(sorted({r['device'] for r in rows}))}.", ""]
     return "\n".join(lines)
