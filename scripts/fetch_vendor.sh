@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Fetch the JavaScript the built book needs, so the HTML works with no internet:
+#   * MathJax 3 (with its fonts and lazily loaded TeX extensions),
+#   * RequireJS and the Jupyter widgets HTML manager (embed-amd.js and the
+#     Font Awesome files it loads), used on pages that embed ipywidgets.
+# They come from the npm registry at exact versions, are checked against the
+# registry's sha512 integrity, and are unpacked into book/_static/vendor/
+# (git-ignored). Sphinx copies them to _build/html/_static/vendor/.
+#
+# Idempotent: does nothing when the pinned versions are already in place.
+# Set LVAE_VENDOR_FORCE=1 to fetch again.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+DEST="book/_static/vendor"
+
+# name | version | sha512 integrity (from `npm view NAME@VERSION dist.integrity`) | target dir | paths to keep
+PACKAGES=(
+  "mathjax|3.2.2|sha512-Bt+SSVU8eBG27zChVewOicYs7Xsdt40qm4+UpHyX7k0/O9NliPc+x77k1/FEsPsjKPZGJvtRZM1vO+geW0OhGw==|mathjax|es5 LICENSE"
+  "requirejs|2.3.8|sha512-7/cTSLOdYkNBNJcDMWf+luFvMriVm7eYxp4BcFCsAX0wF421Vyce5SXP17c+Jd5otXKGNehIonFlyQXSowL6Mw==|requirejs|require.js README.md"
+  "@jupyter-widgets/html-manager|1.0.15|sha512-5thBIV6ymNgmPVOHvzx+gGy8ZSKmSazhtGw4/c4xJDVzRhG9PTeQsRjF3FUTopvFi//SABeNz1yp47bCrJ3CQA==|html-manager|dist package.json"
+)
+
+STAMP="$DEST/VERSIONS"
+want_stamp() {
+  local entry name version rest
+  for entry in "${PACKAGES[@]}"; do
+    IFS='|' read -r name version rest <<<"$entry"
+    echo "$name@$version"
+  done
+}
+
+if [[ "${LVAE_VENDOR_FORCE:-0}" != "1" && -f "$STAMP" ]] \
+   && [[ "$(cat "$STAMP")" == "$(want_stamp)" ]] \
+   && [[ -f "$DEST/mathjax/es5/tex-chtml.js" && -f "$DEST/requirejs/require.js" \
+         && -f "$DEST/html-manager/dist/embed-amd.js" ]]; then
+  echo "fetch_vendor: vendored assets are up to date ($(tr '\n' ' ' <"$STAMP"))"
+  exit 0
+fi
+
+TMP="$(mktemp -d)"
+trap 'rm -rf "$TMP"' EXIT
+
+fetch_tarball() {  # name version -> prints path of the .tgz
+  local name="$1" version="$2"
+  if command -v npm >/dev/null 2>&1; then
+    (cd "$TMP" && npm pack --silent --loglevel=error "$name@$version" >/dev/null)
+  else
+    # No npm client: download the same tarball from the npm registry.
+    local base="${name##*/}"
+    python3 - "$name" "$version" "$TMP/${base}-${version}.tgz" <<'PY'
+import sys, urllib.request
+name, version, out = sys.argv[1:]
+url = f"https://registry.npmjs.org/{name}/-/{name.split('/')[-1]}-{version}.tgz"
+with urllib.request.urlopen(url, timeout=120) as r, open(out, "wb") as f:
+    f.write(r.read())
+PY
+  fi
+  local scoped="${name#@}"; scoped="${scoped//\//-}"
+  ls "$TMP/${scoped}-${version}.tgz"
+}
+
+check_integrity() {  # file integrity
+  local got
+  got="sha512-$(openssl dgst -sha512 -binary "$1" | base64 -w0)"
+  if [[ "$got" != "$2" ]]; then
+    echo "fetch_vendor: integrity mismatch for $1" >&2
+    echo "  expected $2" >&2
+    echo "  got      $got" >&2
+    exit 1
+  fi
+}
+
+mkdir -p "$DEST"
+for entry in "${PACKAGES[@]}"; do
+  IFS='|' read -r name version integrity target keep <<<"$entry"
+  echo "fetch_vendor: $name@$version -> $DEST/$target"
+  tgz="$(fetch_tarball "$name" "$version")"
+  check_integrity "$tgz" "$integrity"
+  mkdir -p "$TMP/x-$target"
+  tar -xzf "$tgz" -C "$TMP/x-$target"
+  rm -rf "${DEST:?}/$target.new"
+  mkdir -p "$DEST/$target.new"
+  for path in $keep; do
+    cp -R "$TMP/x-$target/package/$path" "$DEST/$target.new/"
+  done
+  rm -rf "${DEST:?}/$target"
+  mv "$DEST/$target.new" "$DEST/$target"
+done
+
+# Source maps and unused bundles are not needed by the book.
+find "$DEST/html-manager/dist" \( -name '*.map' -o -name 'embed.js' -o -name 'embed.js.LICENSE.txt' \) -delete
+# MathJax's "latest.js" would load MathJax from a CDN; the book never uses it.
+rm -f "$DEST/mathjax/es5/latest.js"
+
+want_stamp >"$STAMP"
+echo "fetch_vendor: done ($(du -sh "$DEST" | cut -f1) in $DEST)"
