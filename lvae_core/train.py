@@ -118,8 +118,8 @@ def load_checkpoint(path, device=None) -> tuple[LatentVariableModel, dict]:
 
 
 def fit(model: LatentVariableModel, data, *, epochs: int, batch_size: int = 256, lr: float = 1e-3,
-        warmup_epochs: float = 0, k: int = 1, clip_grad: float | None = 100.0, seed: int = 0,
-        device=None, lr_schedule: str | None = None, init_output_bias: bool = False,
+        warmup_epochs: float = 0, k: int = 1, objective: str = "iwae",
+        clip_grad: float | None = 100.0, seed: int = 0, device=None, lr_schedule: str | None = None, init_output_bias: bool = False,
         binarize_data: bool | None = None, reset: bool = True, cache=True,
         checkpoint_every: int = 0, progress: bool = True, test_every: int = 0,
         test_k: int = 1) -> dict:
@@ -128,14 +128,16 @@ def fit(model: LatentVariableModel, data, *, epochs: int, batch_size: int = 256,
     ``data``: a ``Dataset`` (its ``train_x`` is used; ``test_binary`` for ``test_every``) or a
     tensor of training images in [0, 1]. With a Bernoulli likelihood the training images are
     binarized anew every epoch (``binarize_data``, default on for Bernoulli).
-    ``k > 1`` trains on the IWAE bound L_k. ``reset`` re-initialises the parameters from
+    ``k > 1`` trains on the IWAE bound L_k (``objective="iwae"``) or on the k-sample
+    ELBO, the mean of the k log weights (``objective="elbo"``: Burda et al.'s VAE with k
+    samples). ``reset`` re-initialises the parameters from
     ``seed`` first, so that the result depends only on the configuration.
     ``cache``: True (``~/.cache/lvae_core/checkpoints`` or ``$LVAE_CACHE_DIR``), a folder, or
     False. A cached result of the same configuration is loaded instead of training.
     ``checkpoint_every``: also save a resumable checkpoint every so many epochs.
 
-    The history holds per epoch: ``bound`` (the training ELBO or L_k, beta = 1, nats per
-    example), ``kl`` (per layer), ``kl_units`` (per layer and unit), ``beta``, ``lr``,
+    The history holds per epoch: ``bound`` (the training objective at beta = 1: the ELBO or
+    L_k, nats per example), ``kl`` (per layer), ``kl_units`` (per layer and unit), ``beta``, ``lr``,
     ``seconds``, and ``test_bound`` every ``test_every`` epochs.
     """
     if not isinstance(epochs, int) or epochs < 1:
@@ -145,6 +147,8 @@ def fit(model: LatentVariableModel, data, *, epochs: int, batch_size: int = 256,
     if lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"unknown lr_schedule {lr_schedule!r}; expected one of {list(LR_SCHEDULES)}")
     k = check_k(k)
+    if objective not in ("iwae", "elbo"):
+        raise ValueError(f"objective must be 'iwae' or 'elbo', got {objective!r}")
     dataset = data if isinstance(data, Dataset) else None
     train_x = data.train_x if dataset is not None else data
     likelihood = model.config["likelihood"]
@@ -165,6 +169,8 @@ def fit(model: LatentVariableModel, data, *, epochs: int, batch_size: int = 256,
                     clip_grad=clip_grad, seed=seed, lr_schedule=lr_schedule,
                     init_output_bias=init_output_bias, binarize_data=binarize_data,
                     test_every=test_every, test_k=test_k)
+    if k > 1 and objective == "elbo":   # (only then, so that earlier cache keys stay valid)
+        settings["objective"] = "elbo"
     device = choose_device(device)
     model.to(device)
 
@@ -250,7 +256,12 @@ def _train(model, train_x, dataset, s, device, folder, key, key_source, checkpoi
             kl = torch.stack([u.sum(-1) for u in kl_units]).sum(0)           # (k, B)
             log_w = trace.log_px - kl
             log_w_beta = log_w if beta == 1.0 else trace.log_px - beta * kl
-            objective = iwae_bound(log_w_beta) if k > 1 else log_w_beta[0]
+            if k == 1:
+                objective = log_w_beta[0]
+            elif s.get("objective") == "elbo":
+                objective = log_w_beta.mean(0)
+            else:
+                objective = iwae_bound(log_w_beta)
             loss = -objective.mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -258,7 +269,8 @@ def _train(model, train_x, dataset, s, device, folder, key, key_source, checkpoi
                 torch.nn.utils.clip_grad_norm_(model.parameters(), s["clip_grad"])
             optimizer.step()
             with torch.no_grad():
-                bound_sum += (iwae_bound(log_w) if k > 1 else log_w[0]).sum()
+                bound_sum += (log_w.mean(0) if k == 1 or s.get("objective") == "elbo"
+                              else iwae_bound(log_w)).sum()
                 for total, u in zip(kl_sums, kl_units):
                     total += u.mean(0).sum(0)
         bound = bound_sum.item() / n

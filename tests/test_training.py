@@ -142,3 +142,15 @@ def test_choose_device():
         assert lv.choose_device().type == "cuda"
     elif not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
         assert lv.choose_device().type == "cpu"
+
+
+def test_k_sample_elbo_objective_differs_from_iwae(mnist5k):
+    data = mnist5k.subset(n_train=256)
+    runs = {}
+    for objective in ("iwae", "elbo"):
+        model = lv.VAE(x_dim=784, hidden=32, latent=4)
+        runs[objective] = lv.fit(model, data, epochs=1, k=5, objective=objective, cache=False,
+                                 progress=False)["bound"][0]
+    assert runs["iwae"] != runs["elbo"]
+    with pytest.raises(ValueError, match="objective"):
+        lv.fit(lv.VAE(x_dim=784, hidden=32, latent=4), data, epochs=1, objective="kl", progress=False)
