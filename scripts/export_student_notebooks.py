@@ -17,19 +17,38 @@ from pathlib import Path
 import nbformat
 
 SOLUTION_BLOCK = re.compile(r"(`{3,}|:{3,})\{solution\}.*?^\1[ \t]*$\n?", re.S | re.M)
+# gated solutions (sphinx-exercise): everything from {solution-start} to the end of {solution-end},
+# across cells
+GATE_START = re.compile(r"^(`{3,}|:{3,})\{solution-start\}", re.M)
+GATE_END = re.compile(r"^(`{3,}|:{3,})\{solution-end\}[^\n]*\n\1[ \t]*$\n?", re.M)
 EXERCISE_MARK = "# EXERCISE: fill in this cell.\n"
 
 
 def student_version(nb: nbformat.NotebookNode) -> tuple[nbformat.NotebookNode, int]:
     """The notebook without its solutions, and how many solution cells or blocks were removed."""
-    removed, cells = 0, []
+    removed, cells, gated = 0, [], False
     for cell in nb.cells:
         tags = set(cell.get("metadata", {}).get("tags", []))
+        if gated:   # inside a gated solution: drop until its end
+            end = GATE_END.search(cell.source) if cell.cell_type == "markdown" else None
+            if end is None:
+                continue
+            gated, cell.source = False, cell.source[end.end():]
+            if not cell.source.strip():
+                continue
         if "solution" in tags:
             removed += 1
             continue
         if cell.cell_type == "markdown":
             text, n = SOLUTION_BLOCK.subn("", cell.source)
+            start = GATE_START.search(text)
+            if start is not None:
+                end = GATE_END.search(text, start.end())
+                if end is None:
+                    gated, text = True, text[:start.start()]
+                else:
+                    text = text[:start.start()] + text[end.end():]
+                n += 1
             removed += n
             if n and not text.strip():
                 continue

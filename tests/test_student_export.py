@@ -19,6 +19,9 @@ def _nb():
         nbformat.v4.new_code_cell("x = 42", metadata={"tags": ["solution"]}),
         nbformat.v4.new_markdown_cell("````{solution} ex-2\nNested:\n```python\ny = 1\n```\n````"),
         nbformat.v4.new_code_cell("print(1)", outputs=[nbformat.v4.new_output("stream", text="1")]),
+        nbformat.v4.new_markdown_cell("Before.\n```{solution-start} ex-3\n:class: dropdown\n```\nGated text."),
+        nbformat.v4.new_code_cell("gated_code = 7"),
+        nbformat.v4.new_markdown_cell("More gated.\n```{solution-end}\n```\nAfter."),
     ]
     return nb
 
@@ -26,11 +29,13 @@ def _nb():
 def test_solutions_removed_exercises_kept():
     nb, removed = student_version(_nb())
     text = "\n".join(c.source for c in nb.cells)
-    assert removed == 3
+    assert removed == 4
     assert "42" not in text and "Nested" not in text and "{solution}" not in text
+    assert "Gated" not in text and "gated" not in text and "solution-" not in text
+    assert "Before." in text and "After." in text
     assert "{exercise}" in text and "Compute it." in text
     assert "EXERCISE" in nb.cells[1].source and "x = ..." in nb.cells[1].source
-    assert len(nb.cells) == 3 and nb.cells[-1].outputs == []
+    assert len(nb.cells) == 5 and nb.cells[2].outputs == []
 
 
 def test_command_exports_every_chapter(tmp_path):
@@ -42,4 +47,4 @@ def test_command_exports_every_chapter(tmp_path):
         exported = nbformat.read(tmp_path / chapter.name, as_version=4)
         for cell in exported.cells:
             assert "solution" not in cell.get("metadata", {}).get("tags", [])
-            assert "{solution}" not in cell.source
+            assert "{solution}" not in cell.source and "{solution-" not in cell.source
