@@ -42,14 +42,16 @@ fi
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
 
-fetch_tarball() {  # name version -> prints path of the .tgz
-  local name="$1" version="$2"
+TARBALL=""
+fetch_tarball() {  # name version -> sets TARBALL to the path of the .tgz
+  local name="$1" version="$2" scoped
+  scoped="${name#@}"; scoped="${scoped//\//-}"   # @scope/pkg -> scope-pkg (npm pack's name)
+  TARBALL="$TMP/${scoped}-${version}.tgz"
   if command -v npm >/dev/null 2>&1; then
     (cd "$TMP" && npm pack --silent --loglevel=error "$name@$version" >/dev/null)
   else
     # No npm client: download the same tarball from the npm registry.
-    local base="${name##*/}"
-    python3 - "$name" "$version" "$TMP/${base}-${version}.tgz" <<'PY'
+    python3 - "$name" "$version" "$TARBALL" <<'PY'
 import sys, urllib.request
 name, version, out = sys.argv[1:]
 url = f"https://registry.npmjs.org/{name}/-/{name.split('/')[-1]}-{version}.tgz"
@@ -57,13 +59,19 @@ with urllib.request.urlopen(url, timeout=120) as r, open(out, "wb") as f:
     f.write(r.read())
 PY
   fi
-  local scoped="${name#@}"; scoped="${scoped//\//-}"
-  ls "$TMP/${scoped}-${version}.tgz"
+  if [[ ! -s "$TARBALL" ]]; then
+    echo "fetch_vendor: could not fetch $name@$version" >&2
+    exit 1
+  fi
 }
 
 check_integrity() {  # file integrity
   local got
-  got="sha512-$(openssl dgst -sha512 -binary "$1" | base64 -w0)"
+  if command -v openssl >/dev/null 2>&1; then
+    got="sha512-$(openssl dgst -sha512 -binary "$1" | base64 -w0)"
+  else
+    got="sha512-$(python3 -c 'import base64, hashlib, sys; print(base64.b64encode(hashlib.sha512(open(sys.argv[1], "rb").read()).digest()).decode())' "$1")"
+  fi
   if [[ "$got" != "$2" ]]; then
     echo "fetch_vendor: integrity mismatch for $1" >&2
     echo "  expected $2" >&2
@@ -76,7 +84,8 @@ mkdir -p "$DEST"
 for entry in "${PACKAGES[@]}"; do
   IFS='|' read -r name version integrity target keep <<<"$entry"
   echo "fetch_vendor: $name@$version -> $DEST/$target"
-  tgz="$(fetch_tarball "$name" "$version")"
+  fetch_tarball "$name" "$version"
+  tgz="$TARBALL"
   check_integrity "$tgz" "$integrity"
   mkdir -p "$TMP/x-$target"
   tar -xzf "$tgz" -C "$TMP/x-$target"
