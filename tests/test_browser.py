@@ -268,6 +268,7 @@ def _visit(chromium, book_url: str, page_id: str, mode: str) -> tuple[list[str],
     )
 
     url = urljoin(book_url, page_id + ".html")
+    hrefs: list[str] = []
     try:
         response = page.goto(url, wait_until="load", timeout=TIMEOUT_MS)
         if response is None or response.status != 200:
@@ -324,11 +325,13 @@ def _visit(chromium, book_url: str, page_id: str, mode: str) -> tuple[list[str],
         SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(_screenshot_name(page_id, mode)), full_page=True)
     finally:
+        # Take the records before closing: closing cancels requests still in flight.
+        console_seen, external_seen, failed_seen = list(console_errors), list(external), list(failed)
         context.close()
 
-    problems += [f"console error: {m}" for m in console_errors]
-    problems += [f"request to a non-local host (blocked): {u}" for u in external]
-    problems += [f"failed request: {f}" for f in failed if not any(u in f for u in external)]
+    problems += [f"console error: {m}" for m in console_seen]
+    problems += [f"request to a non-local host (blocked): {u}" for u in external_seen]
+    problems += [f"failed request: {f}" for f in failed_seen if not any(u in f for u in external_seen)]
     return problems, hrefs
 
 
