@@ -293,6 +293,11 @@ def markdown(summary: dict, out=None) -> str:
             "Add `--shard i/n` to spread a grid over n GPUs, then `python -m lvae_core reproduce --merge <out>`.",
             "",
         ]
+    made = Path(out) / "commands.txt" if out is not None else None
+    if made is not None and made.is_file():
+        lines += ["These results were made with:", ""]
+        lines += [f"    {line}" for line in made.read_text().splitlines() if line.strip()]
+        lines += [""]
     lines += [
         "| configuration | data | train / test | epochs (published) | train k | eval k | test NLL | "
         "test -ELBO | active units | train s | published NLL | source |",
@@ -342,6 +347,19 @@ def add_arguments(parser) -> None:
     parser.set_defaults(func=main)
 
 
+def _record_command(out: Path) -> None:
+    """Append this command line to ``<out>/commands.txt`` (once), for ``results.md``."""
+    import shlex
+    import sys
+    line = "python -m lvae_core " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    path = out / "commands.txt"
+    known = path.read_text().splitlines() if path.is_file() else []
+    if line not in known:
+        out.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as f:
+            f.write(line + "\n")
+
+
 def main(args) -> int:
     if args.merge:
         summary = merge(args.merge)
@@ -361,6 +379,7 @@ def main(args) -> int:
     from .data import load_dataset
     data = load_dataset(args.data, n_train=args.n_train, n_test=args.n_test)
     print(f"{len(configs)} configurations on {data}")
+    _record_command(Path(args.out))
     run(configs, data, args.out, force=args.force, progress=not args.no_progress,
         epochs=args.epochs, epochs_scale=args.epochs_scale, eval_k=args.eval_k, seed=args.seed,
         device=args.device, checkpoint_every=args.checkpoint_every)
