@@ -2,7 +2,9 @@
 # Fetch the JavaScript the built book needs, so the HTML works with no internet:
 #   * MathJax 3 (with its fonts and lazily loaded TeX extensions),
 #   * RequireJS and the Jupyter widgets HTML manager (embed-amd.js and the
-#     Font Awesome files it loads), used on pages that embed ipywidgets.
+#     Font Awesome files it loads), used on pages that embed ipywidgets,
+#   * Font Awesome 4 (CSS and fonts), which matplotlib's JavaScript animations
+#     (Animation.to_jshtml) link from a CDN; the build points them here.
 # They come from the npm registry at exact versions, are checked against the
 # registry's sha512 integrity, and are unpacked into book/_static/vendor/
 # (git-ignored). Sphinx copies them to _build/html/_static/vendor/.
@@ -20,6 +22,7 @@ PACKAGES=(
   "mathjax|3.2.2|sha512-Bt+SSVU8eBG27zChVewOicYs7Xsdt40qm4+UpHyX7k0/O9NliPc+x77k1/FEsPsjKPZGJvtRZM1vO+geW0OhGw==|mathjax|es5 LICENSE"
   "requirejs|2.3.8|sha512-7/cTSLOdYkNBNJcDMWf+luFvMriVm7eYxp4BcFCsAX0wF421Vyce5SXP17c+Jd5otXKGNehIonFlyQXSowL6Mw==|requirejs|require.js README.md"
   "@jupyter-widgets/html-manager|1.0.15|sha512-5thBIV6ymNgmPVOHvzx+gGy8ZSKmSazhtGw4/c4xJDVzRhG9PTeQsRjF3FUTopvFi//SABeNz1yp47bCrJ3CQA==|html-manager|dist package.json"
+  "font-awesome|4.7.0|sha512-U6kGnykA/6bFmg1M/oT9EkFeIYv7JlX3bozwQJWiiLz6L0w3F5vBVPxHlwyX/vtNq1ckcpRKOB9f2Qal/VtFpg==|font-awesome|css fonts README.md"
 )
 
 STAMP="$DEST/VERSIONS"
@@ -34,7 +37,8 @@ want_stamp() {
 if [[ "${LVAE_VENDOR_FORCE:-0}" != "1" && -f "$STAMP" ]] \
    && [[ "$(cat "$STAMP")" == "$(want_stamp)" ]] \
    && [[ -f "$DEST/mathjax/es5/tex-chtml.js" && -f "$DEST/requirejs/require.js" \
-         && -f "$DEST/html-manager/dist/embed-amd.js" ]]; then
+         && -f "$DEST/html-manager/dist/embed-amd.js" \
+         && -f "$DEST/font-awesome/css/font-awesome.min.css" ]]; then
   echo "fetch_vendor: vendored assets are up to date ($(tr '\n' ' ' <"$STAMP"))"
   exit 0
 fi
@@ -99,7 +103,7 @@ for entry in "${PACKAGES[@]}"; do
 done
 
 # Source maps and unused bundles are not needed by the book.
-find "$DEST/html-manager/dist" \( -name '*.map' -o -name 'embed.js' -o -name 'embed.js.LICENSE.txt' \) -delete
+find "$DEST/html-manager/dist" "$DEST/font-awesome/css" \( -name '*.map' -o -name 'embed.js' -o -name 'embed.js.LICENSE.txt' \) -delete
 # MathJax's "latest.js" would load MathJax from a CDN; the book never uses it.
 rm -f "$DEST/mathjax/es5/latest.js"
 

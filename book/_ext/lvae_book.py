@@ -16,6 +16,16 @@
   "THEBE_JS_URL has already been declared"), so every page gets its script
   list de-duplicated here.
 
+* Widget scripts only where widgets are shown: myst-nb adds the widget
+  manager (about 4 MB of JavaScript) to every page whose notebook saved widget
+  state, even when every widget output is hidden (``remove-output``). Pages
+  without a widget view get neither the state nor the scripts.
+
+* CDN links in notebook outputs: matplotlib's JavaScript animations
+  (``Animation.to_jshtml``) link Font Awesome 4 from a CDN for their buttons.
+  The page body is rewritten to use the vendored copy instead (see
+  ``CDN_REWRITES``; add a pattern there for any other output that links a CDN).
+
 * Offline assets: MathJax and the widget manager are served from
   ``book/_static/vendor`` (fetched by ``scripts/fetch_vendor.sh``). A build
   without them would silently produce pages that cannot typeset math, so it
@@ -25,6 +35,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +47,18 @@ VENDOR_FILES = (
     "vendor/mathjax/es5/tex-chtml.js",
     "vendor/requirejs/require.js",
     "vendor/html-manager/dist/embed-amd.js",
+    "vendor/font-awesome/css/font-awesome.min.css",
+)
+
+# (pattern of a CDN URL found in notebook outputs, vendored file under _static)
+CDN_REWRITES = (
+    (
+        re.compile(
+            r"https?://(?:maxcdn|stackpath|netdna)\.bootstrapcdn\.com/font-awesome/"
+            r"4\.[0-9.]+/css/font-awesome(?:\.min)?\.css"
+        ),
+        "vendor/font-awesome/css/font-awesome.min.css",
+    ),
 )
 
 
@@ -84,6 +107,40 @@ def _dedupe_scripts(
     context["script_files"] = unique
 
 
+WIDGET_STATE_TYPE = "application/vnd.jupyter.widget-state+json"
+WIDGET_VIEW_TYPE = "application/vnd.jupyter.widget-view+json"
+
+
+def _drop_unused_widget_scripts(
+    app: Sphinx, pagename: str, templatename: str, context: dict, doctree: Any
+) -> None:
+    scripts = context.get("script_files")
+    body = context.get("body")
+    if not isinstance(scripts, list) or not isinstance(body, str) or WIDGET_VIEW_TYPE in body:
+        return
+    widget_js = {"_static/" + path for path in (app.config.nb_ipywidgets_js or {})}
+
+    def is_widget_script(js: Any) -> bool:
+        filename = str(getattr(js, "filename", js) or "")
+        attributes = getattr(js, "attributes", {}) or {}
+        return filename in widget_js or attributes.get("type") == WIDGET_STATE_TYPE
+
+    context["script_files"] = [js for js in scripts if not is_widget_script(js)]
+
+
+def _rewrite_cdn_links(
+    app: Sphinx, pagename: str, templatename: str, context: dict, doctree: Any
+) -> None:
+    body = context.get("body")
+    pathto = context.get("pathto")
+    if not isinstance(body, str) or pathto is None:
+        return
+    for pattern, local in CDN_REWRITES:
+        if pattern.search(body):
+            body = pattern.sub(pathto("_static/" + local, 1), body)
+    context["body"] = body
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     # A change of mode changes this value, and "env" makes Sphinx re-read
     # every document instead of reusing doctrees from the other mode.
@@ -92,6 +149,8 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("builder-inited", _check_vendor)
     # Run after every extension that adds per-page scripts (myst-nb: 500).
     app.connect("html-page-context", _dedupe_scripts, priority=900)
+    app.connect("html-page-context", _drop_unused_widget_scripts, priority=910)
+    app.connect("html-page-context", _rewrite_cdn_links, priority=900)
     return {
         "version": "1.0",
         "parallel_read_safe": True,
