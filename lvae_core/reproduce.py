@@ -65,7 +65,7 @@ PROTOCOLS = {
     "lvae": dict(epochs=2000, warmup_epochs=200, lr=2e-4, batch_size=256, lr_schedule=None,
                  init_output_bias=False),
     "iwae": dict(epochs=3280, warmup_epochs=0, lr=1e-3, batch_size=20, lr_schedule="iwae",
-                 init_output_bias=True),
+                 init_output_bias=True, adam_eps=1e-4),
 }
 
 #: Published negative test log-likelihoods in nats, copied from the papers:
@@ -77,7 +77,9 @@ PUBLISHED = {
     ("mnist", "iwae-L1-k1"): (86.76, "Burda et al. 2016, Table 1 (IWAE k=1 = VAE)"),
     ("mnist", "iwae-L1-k5"): (85.54, "Burda et al. 2016, Table 1"),
     ("mnist", "iwae-L1-k50"): (84.78, "Burda et al. 2016, Table 1"),
+    ("mnist", "vae-L1-k50"): (86.35, "Burda et al. 2016, Table 1 (VAE trained with k=50)"),
     ("mnist", "vae-L2-k1"): (85.33, "Burda et al. 2016, Table 1 (VAE, k=1)"),
+    ("mnist", "vae-L2-k50"): (84.78, "Burda et al. 2016, Table 1 (VAE trained with k=50)"),
     ("mnist", "iwae-L2-k1"): (85.33, "Burda et al. 2016, Table 1 (IWAE k=1 = VAE)"),
     ("mnist", "iwae-L2-k5"): (83.89, "Burda et al. 2016, Table 1"),
     ("mnist", "iwae-L2-k50"): (82.90, "Burda et al. 2016, Table 1"),
@@ -107,6 +109,7 @@ class Config:
     warmup: bool                    # KL warm-up over the protocol's warm-up share
     k: int                          # importance samples in training
     protocol: dict = field(default_factory=dict, compare=False, hash=False)
+    objective: str = "iwae"         # with k > 1: "iwae" (L_k) or "elbo" (the k-sample ELBO)
 
     @property
     def num_layers(self) -> int:
@@ -126,7 +129,9 @@ def lvae_grid(layers=range(1, 6)) -> list[Config]:
 
 
 def iwae_grid(layers=(1, 2), ks=IWAE_KS) -> list[Config]:
-    """Burda et al.'s grid: the VAE (k = 1) and the IWAE for each k, 1 and 2 layers."""
+    """Burda et al.'s grid, 1 and 2 layers: the IWAE trained on L_k for each k, and the VAE
+    trained on the ELBO estimated with the same k samples (``vae-L*-k1`` and ``iwae-L*-k1``
+    are the same objective)."""
     configs = []
     for n in layers:
         hidden, latent = IWAE_ARCHS[n]
@@ -135,6 +140,10 @@ def iwae_grid(layers=(1, 2), ks=IWAE_KS) -> list[Config]:
         for k in ks:
             configs.append(Config(f"iwae-L{n}-k{k}", "iwae", "hvae", hidden, latent, "tanh",
                                   False, False, k, PROTOCOLS["iwae"]))
+        for k in ks:
+            if k > 1:
+                configs.append(Config(f"vae-L{n}-k{k}", "iwae", "hvae", hidden, latent, "tanh",
+                                      False, False, k, PROTOCOLS["iwae"], objective="elbo"))
     return configs
 
 
@@ -176,7 +185,8 @@ def schedule(config: Config, epochs: int | None = None, epochs_scale: float = 1.
     n = epochs if epochs else max(1, int(round(p["epochs"] * epochs_scale)))
     warmup = p["warmup_epochs"] * n / p["epochs"] if config.warmup else 0.0
     return dict(epochs=int(n), warmup_epochs=warmup, lr=p["lr"], batch_size=p["batch_size"],
-                lr_schedule=p["lr_schedule"], init_output_bias=p["init_output_bias"], k=config.k)
+                lr_schedule=p["lr_schedule"], init_output_bias=p["init_output_bias"], k=config.k,
+                objective=config.objective, adam_eps=p.get("adam_eps", 1e-8))
 
 
 def build(config: Config, x_dim: int):

@@ -118,7 +118,7 @@ def load_checkpoint(path, device=None) -> tuple[LatentVariableModel, dict]:
 
 
 def fit(model: LatentVariableModel, data, *, epochs: int, batch_size: int = 256, lr: float = 1e-3,
-        warmup_epochs: float = 0, k: int = 1, objective: str = "iwae",
+        warmup_epochs: float = 0, k: int = 1, objective: str = "iwae", adam_eps: float = 1e-8,
         clip_grad: float | None = 100.0, seed: int = 0, device=None, lr_schedule: str | None = None, init_output_bias: bool = False,
         binarize_data: bool | None = None, reset: bool = True, cache=True,
         checkpoint_every: int = 0, progress: bool = True, test_every: int = 0,
@@ -135,6 +135,7 @@ def fit(model: LatentVariableModel, data, *, epochs: int, batch_size: int = 256,
     ``cache``: True (``~/.cache/lvae_core/checkpoints`` or ``$LVAE_CACHE_DIR``), a folder, or
     False. A cached result of the same configuration is loaded instead of training.
     ``checkpoint_every``: also save a resumable checkpoint every so many epochs.
+    ``adam_eps``: Adam's epsilon (the IWAE paper used 1e-4).
 
     The history holds per epoch: ``bound`` (the training objective at beta = 1: the ELBO or
     L_k, nats per example), ``kl`` (per layer), ``kl_units`` (per layer and unit), ``beta``, ``lr``,
@@ -169,8 +170,11 @@ def fit(model: LatentVariableModel, data, *, epochs: int, batch_size: int = 256,
                     clip_grad=clip_grad, seed=seed, lr_schedule=lr_schedule,
                     init_output_bias=init_output_bias, binarize_data=binarize_data,
                     test_every=test_every, test_k=test_k)
-    if k > 1 and objective == "elbo":   # (only then, so that earlier cache keys stay valid)
+    # (recorded only when not the default, so that earlier cache keys stay valid)
+    if k > 1 and objective == "elbo":
         settings["objective"] = "elbo"
+    if adam_eps != 1e-8:
+        settings["adam_eps"] = adam_eps
     device = choose_device(device)
     model.to(device)
 
@@ -204,7 +208,8 @@ def _train(model, train_x, dataset, s, device, folder, key, key_source, checkpoi
     if s["init_output_bias"]:
         model.generative.init_output_bias(x_all.mean(0))
     # the fused (single-kernel) Adam on CUDA: one launch per step instead of one per tensor
-    optimizer = torch.optim.Adam(model.parameters(), lr=s["lr"], fused=device.type == "cuda")
+    optimizer = torch.optim.Adam(model.parameters(), lr=s["lr"], eps=s.get("adam_eps", 1e-8),
+                                 fused=device.type == "cuda")
     schedule = LR_SCHEDULES[s["lr_schedule"]]
     n, b, k = x_all.shape[0], s["batch_size"], s["k"]
     steps = math.ceil(n / b)

@@ -9,12 +9,16 @@ from lvae_core.cli import main as cli_main
 
 def test_names_are_stable_and_unique():
     names = [c.name for c in reproduce.list_configs("all")]
-    assert len(names) == len(set(names)) == 20 + 8
+    assert len(names) == len(set(names)) == 20 + 12
     for name in ("lvae-L5-bn-wu", "hvae-L2-plain", "hvae-L1-bn-wu", "iwae-L1-k50", "vae-L2-k1",
                  "iwae-L2-k5"):
         assert name in names
-    assert [c.name for c in reproduce.list_configs("iwae")][:4] == \
-        ["vae-L1-k1", "iwae-L1-k1", "iwae-L1-k5", "iwae-L1-k50"]
+    assert [c.name for c in reproduce.list_configs("iwae")][:6] == \
+        ["vae-L1-k1", "iwae-L1-k1", "iwae-L1-k5", "iwae-L1-k50", "vae-L1-k5", "vae-L1-k50"]
+    vae50 = next(c for c in reproduce.iwae_grid() if c.name == "vae-L2-k50")
+    s = reproduce.schedule(vae50)
+    assert (s["k"], s["objective"], s["adam_eps"]) == (50, "elbo", 1e-4)
+    assert reproduce.published("mnist", "vae-L1-k50")[0] == 86.35
 
 
 def test_configurations_follow_the_papers():
