@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import math
 import platform
-import statistics
 import time
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import lvae_core as lv
+from report import comparison_row, write_report
 
 HIDDEN, LATENT = (512, 256, 128, 64, 32), (64, 32, 16, 8, 4)
 LOG_2PI = math.log(2 * math.pi)
@@ -202,14 +202,8 @@ def main():
     labels = {"train": f"training images/s (batch 256, {args.steps} steps)",
               "eval": f"log-likelihood images/s (k={args.eval_k}, {n_eval} images)"}
     for key, (a, b) in results.items():
-        ma, mb = statistics.median(a), statistics.median(b)
-        lines.append(f"| {labels[key]} | {ma:.4g} | {mb:.4g} | {ma / mb:.2f} | "
-                     f"{', '.join(f'{v:.4g}' for v in a)} | {', '.join(f'{v:.4g}' for v in b)} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    out = Path(args.out or Path(__file__).parent / f"results_{device.type}.md")
-    out.write_text(text)
-    print(f"wrote {out}")
+        lines.append(comparison_row(labels[key], a, b))
+    write_report(lines, Path(args.out or Path(__file__).parent / f"results_{device.type}.md"))
 
 
 if __name__ == "__main__":

@@ -25,11 +25,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
 import lvae_core as lv
+from report import comparison_row, write_report
 
 HIDDEN, LATENT, X_DIM = 200, 50, 784
 
@@ -172,9 +172,8 @@ def main():
              "numbers are noisy; the repeats are listed.", "",
              "| measurement | pythae | lvae_core | ratio (lvae_core / pythae) | repeats pythae | repeats lvae_core |",
              "|---|---|---|---|---|---|"]
-    for name, a, b, ra, rb in rows:
-        lines.append(f"| {name} | {a:.3g} | {b:.3g} | {b / a:.2f} | {', '.join(f'{v:.3g}' for v in ra)} | "
-                     f"{', '.join(f'{v:.3g}' for v in rb)} |")
+    for name, _, _, ra, rb in rows:
+        lines.append(comparison_row(name, rb, ra, ours_first=False, digits=3))
     lines += ["", f"NLL of the IWAE model after {args.epochs} epochs (k={args.eval_k}): pythae "
               f"{nll_py:.2f}, lvae_core {nll_lc:.2f} nats (different models, trained briefly; a sanity check only)."]
     if args.device == "cpu":
@@ -189,11 +188,7 @@ def main():
                   f"| large torch.mm (2048 x 2048), GFLOP/s | {peak:.1f} |",
                   f"| lvae_core evaluation, GFLOP/s counting a full forward pass per row | {nominal:.1f} ({nominal / peak:.0%} of torch.mm) |",
                   f"| lvae_core evaluation, GFLOP/s of the work done (the encoder runs once per image) | {actual:.1f} ({actual / peak:.0%}) |"]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    out = Path(args.out or Path(__file__).parent / f"results_pythae_{args.device}.md")
-    out.write_text(text)
-    print(f"wrote {out}")
+    write_report(lines, Path(args.out or Path(__file__).parent / f"results_pythae_{args.device}.md"))
 
 
 if __name__ == "__main__":
