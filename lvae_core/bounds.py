@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from .checks import check_k
+from .compiling import compile_function
 
 
 def elbo(log_w: torch.Tensor) -> torch.Tensor:
@@ -64,7 +65,7 @@ def _model_device(model) -> torch.device:
 
 @torch.inference_mode()
 def log_likelihood(model, x, k: int = 5000, *, max_rows: int | None = None, seed: int | None = None,
-                   progress: bool = False, return_elbo: bool = False):
+                   progress: bool = False, return_elbo: bool = False, compile=False):
     """Importance-sampled estimate of log p(x) per example: L_k with k samples.
 
     Runs in eval mode (batch norm uses its running averages) and without autograd.
@@ -78,6 +79,8 @@ def log_likelihood(model, x, k: int = 5000, *, max_rows: int | None = None, seed
     device = _model_device(model)
     x = model.check(x) if hasattr(model, "check") else torch.as_tensor(x)
     max_rows = max_rows or default_max_rows(device)
+    log_weights = compile_function(lambda xb, kk: model.log_weights(xb, kk, check=False),
+                                   "default" if compile is True else compile, device)
     k_chunk = min(k, max_rows)
     b_chunk = max(1, max_rows // k_chunk)
     starts = range(0, x.shape[0], b_chunk)
@@ -90,7 +93,7 @@ def log_likelihood(model, x, k: int = 5000, *, max_rows: int | None = None, seed
             xb = x[start:start + b_chunk].to(device, non_blocking=True)
             lse, total = [], 0.0
             for k0 in range(0, k, k_chunk):
-                log_w = model.log_weights(xb, min(k_chunk, k - k0), check=False)
+                log_w = log_weights(xb, min(k_chunk, k - k0))
                 lse.append(torch.logsumexp(log_w, 0))
                 total = total + log_w.sum(0)
             lls.append(torch.logsumexp(torch.stack(lse), 0) - math.log(k))
