@@ -9,6 +9,9 @@ Measured, side by side in one run (medians over --repeats):
 * log-likelihood evaluation images per second with --eval-k importance samples on
   --eval-images test images: ``lvae_core.log_likelihood`` against pythae's ``get_nll``
   (which loops over the test images one at a time);
+* the same for lvae_core with ``torch.compile`` (``fit(compile=True)``, on a GPU with CUDA
+  graphs; ``log_likelihood(compile=True)``): training epochs/s in the steady state, after one
+  epoch that compiles; leave these rows out with --no-compile;
 * for lvae_core's CPU evaluation, the achieved GFLOP/s, counting the matmul FLOPs of a full
   forward pass (2 * in * out per Linear layer) per (sample, image) row, against a large
   ``torch.mm`` measured on the same machine.
@@ -83,13 +86,17 @@ def time_pythae_training(kind, k, train, epochs, batch, device):
     return epochs / seconds, model
 
 
-def time_lvae_training(k, data, epochs, batch, device):
+def time_lvae_training(k, data, epochs, batch, device, compile=False):
+    """Epochs/s of ``fit``. Eager: the whole call's wall time, as for pythae's trainer.
+    Compiled: one more epoch first (it compiles), then the epochs' own times (steady state)."""
     model = lvae_model()
     t0 = time.perf_counter()
-    lv.fit(model, data, epochs=epochs, batch_size=batch, lr=1e-3, k=k, cache=False, progress=False,
-           device=device)
+    history = lv.fit(model, data, epochs=epochs + bool(compile), batch_size=batch, lr=1e-3, k=k,
+                     cache=False, progress=False, device=device, compile=compile)
     if device == "cuda":
         torch.cuda.synchronize()
+    if compile:
+        return epochs / sum(history["seconds"][1:]), model
     return epochs / (time.perf_counter() - t0), model
 
 
@@ -126,6 +133,8 @@ def main():
     p.add_argument("--eval-images", type=int, default=100)
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: torch's choice; 1 is far faster on a busy CPU)")
+    p.add_argument("--no-compile", action="store_true",
+                   help="leave out the rows of lvae_core with torch.compile")
     p.add_argument("--out", default=None)
     args = p.parse_args()
     if args.threads:
@@ -137,21 +146,28 @@ def main():
     from pythae.data.datasets import BaseDataset
     train_pythae = BaseDataset(train_bin.reshape(-1, 1, 28, 28), torch.zeros(len(train_bin)))
 
+    compiled = [] if args.no_compile else [True]
     rows = []
     for kind, k in (("vae", 1), ("iwae", args.train_k)):
-        py, lc = [], []
+        py, lc, lcc = [], [], []
         for r in range(args.repeats):
             rate, pmodel = time_pythae_training(kind, k, train_pythae, args.epochs, args.batch, args.device)
             py.append(rate)
             rate, lmodel = time_lvae_training(k, data, args.epochs, args.batch, args.device)
             lc.append(rate)
-        rows.append((f"training epochs/s, {kind.upper()} k={k} (4,000 images, batch {args.batch})",
-                     statistics.median(py), statistics.median(lc), py, lc))
+            for c in compiled:
+                lcc.append(time_lvae_training(k, data, args.epochs, args.batch, args.device, c)[0])
+        label = f"training epochs/s, {kind.upper()} k={k} (4,000 images, batch {args.batch})"
+        rows.append((label, py, lc))
+        if compiled:
+            rows.append((label.replace("training", "training, lvae_core compiled (steady state),"), py, lcc))
 
     # evaluation with the last trained models (their values do not matter for speed)
     pmodel.eval()
     lmodel = lmodel.to(args.device).eval()
-    py, lc, nll_py, nll_lc = [], [], None, None
+    if compiled:   # compile once, untimed
+        lv.log_likelihood(lmodel, test, k=args.eval_k, seed=0, compile=True)
+    py, lc, lcc, nll_py, nll_lc = [], [], [], None, None
     for r in range(args.repeats):
         t0 = time.perf_counter()
         with torch.no_grad():
@@ -162,8 +178,14 @@ def main():
         ll = lv.log_likelihood(lmodel, test, k=args.eval_k, seed=r)
         lc.append(len(test) / (time.perf_counter() - t0))
         nll_lc = -ll.mean().item()
-    rows.append((f"NLL evaluation images/s (k={args.eval_k}, {len(test)} images)",
-                 statistics.median(py), statistics.median(lc), py, lc))
+        for c in compiled:
+            t0 = time.perf_counter()
+            lv.log_likelihood(lmodel, test, k=args.eval_k, seed=r, compile=c)
+            lcc.append(len(test) / (time.perf_counter() - t0))
+    label = f"NLL evaluation images/s (k={args.eval_k}, {len(test)} images)"
+    rows.append((label, py, lc))
+    if compiled:
+        rows.append((label.replace("evaluation", "evaluation, lvae_core compiled,"), py, lcc))
 
     lines = [f"# lvae_core against pythae ({args.device})", "",
              f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
@@ -172,22 +194,25 @@ def main():
              "numbers are noisy; the repeats are listed.", "",
              "| measurement | pythae | lvae_core | ratio (lvae_core / pythae) | repeats pythae | repeats lvae_core |",
              "|---|---|---|---|---|---|"]
-    for name, _, _, ra, rb in rows:
+    for name, ra, rb in rows:
         lines.append(comparison_row(name, rb, ra, ours_first=False, digits=3))
     lines += ["", f"NLL of the IWAE model after {args.epochs} epochs (k={args.eval_k}): pythae "
               f"{nll_py:.2f}, lvae_core {nll_lc:.2f} nats (different models, trained briefly; a sanity check only)."]
     if args.device == "cpu":
         peak = statistics.median(matmul_gflops() for _ in range(3))
-        rate = statistics.median(lc)
-        nominal = rate * args.eval_k * forward_flops_per_row() / 1e9
-        actual = rate * (args.eval_k * decoder_flops_per_row() + forward_flops_per_row()
-                         - decoder_flops_per_row()) / 1e9
         lines += ["", "## lvae_core CPU evaluation against the CPU's matmul rate", "",
                   "| quantity | value |", "|---|---|",
                   f"| matmul FLOPs per (sample, image) row, full forward pass | {forward_flops_per_row():,} |",
-                  f"| large torch.mm (2048 x 2048), GFLOP/s | {peak:.1f} |",
-                  f"| lvae_core evaluation, GFLOP/s counting a full forward pass per row | {nominal:.1f} ({nominal / peak:.0%} of torch.mm) |",
-                  f"| lvae_core evaluation, GFLOP/s of the work done (the encoder runs once per image) | {actual:.1f} ({actual / peak:.0%}) |"]
+                  f"| large torch.mm (2048 x 2048), GFLOP/s | {peak:.1f} |"]
+        for mode, rates in (("eager", lc), ("compiled", lcc)):
+            if not rates:
+                continue
+            rate = statistics.median(rates)
+            nominal = rate * args.eval_k * forward_flops_per_row() / 1e9
+            actual = rate * (args.eval_k * decoder_flops_per_row() + forward_flops_per_row()
+                             - decoder_flops_per_row()) / 1e9
+            lines += [f"| lvae_core evaluation ({mode}), GFLOP/s counting a full forward pass per row | {nominal:.1f} ({nominal / peak:.0%} of torch.mm) |",
+                      f"| lvae_core evaluation ({mode}), GFLOP/s of the work done (the encoder runs once per image) | {actual:.1f} ({actual / peak:.0%}) |"]
     write_report(lines, Path(args.out or Path(__file__).parent / f"results_pythae_{args.device}.md"))
 
 

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .checks import check_k
-from .compiling import compile_function
+from .compiling import compiled_for
 
 
 def elbo(log_w: torch.Tensor) -> torch.Tensor:
@@ -28,9 +28,11 @@ def iwae_bound(log_w: torch.Tensor) -> torch.Tensor:
 
 
 def default_max_rows(device: torch.device) -> int:
-    """How many (sample, example) rows one forward pass may hold: about 1 GB of
-    activations for the paper's LVAE on a GPU, a quarter of that on a CPU."""
-    return 2**16 if torch.device(device).type == "cuda" else 2**14
+    """How many (sample, example) rows one forward pass may hold. On a GPU 2^16 (about 1 GB
+    of activations for the paper's LVAE: large launches). On a CPU 2^11: a chunk's 784-wide
+    decoder output (6 MB) stays in the cache while the element-wise likelihood terms read it;
+    measured on a 2-core CPU, evaluation ran 1.3-1.7 times faster than with 2^14 rows."""
+    return 2**16 if torch.device(device).type == "cuda" else 2**11
 
 
 @contextlib.contextmanager
@@ -63,6 +65,10 @@ def _model_device(model) -> torch.device:
     return torch.device(getattr(model, "device", "cpu"))
 
 
+def _log_weights(model, x, k):
+    return model.log_weights(x, k, check=False)
+
+
 @torch.inference_mode()
 def log_likelihood(model, x, k: int = 5000, *, max_rows: int | None = None, seed: int | None = None,
                    progress: bool = False, return_elbo: bool = False, compile=False):
@@ -79,8 +85,8 @@ def log_likelihood(model, x, k: int = 5000, *, max_rows: int | None = None, seed
     device = _model_device(model)
     x = model.check(x) if hasattr(model, "check") else torch.as_tensor(x)
     max_rows = max_rows or default_max_rows(device)
-    log_weights = compile_function(lambda xb, kk: model.log_weights(xb, kk, check=False),
-                                   "default" if compile is True else compile, device)
+    log_weights = compiled_for(model, "log_weights", _log_weights,
+                               "default" if compile is True else compile, device)
     k_chunk = min(k, max_rows)
     b_chunk = max(1, max_rows // k_chunk)
     starts = range(0, x.shape[0], b_chunk)
@@ -93,7 +99,7 @@ def log_likelihood(model, x, k: int = 5000, *, max_rows: int | None = None, seed
             xb = x[start:start + b_chunk].to(device, non_blocking=True)
             lse, total = [], 0.0
             for k0 in range(0, k, k_chunk):
-                log_w = log_weights(xb, min(k_chunk, k - k0))
+                log_w = log_weights(model, xb, min(k_chunk, k - k0))
                 lse.append(torch.logsumexp(log_w, 0))
                 total = total + log_w.sum(0)
             lls.append(torch.logsumexp(torch.stack(lse), 0) - math.log(k))

@@ -18,7 +18,9 @@ eagerly.
 from __future__ import annotations
 
 import functools
+import types
 import warnings
+import weakref
 
 import torch
 
@@ -36,20 +38,20 @@ def compile_mode(compile, device) -> str | None:
     raise ValueError(f"compile must be True, False or one of {list(MODES)}, got {compile!r}")
 
 
-def compile_function(fn, compile, device, *, fresh: bool = False):
-    """``fn`` compiled as ``compile`` asks (see the module's docstring), else ``fn`` itself.
-    ``fresh``: clear PyTorch's compilation caches first (see below)."""
+def compile_function(fn, compile, device):
+    """``fn`` compiled as ``compile`` asks (see the module's docstring), else ``fn`` itself."""
     mode = compile_mode(compile, device)
     if mode is None:
         return fn
-    # With fresh=True (fit does this): each fit compiles its own closure over its own model. Dynamo keeps one cache per code
-    # object with a small limit on entries, so many fits in one process (a grid, a book
-    # chapter) would exhaust it and silently fall back to eager code; starting afresh keeps
-    # every fit compiled. Recompiling an architecture seen before is quick: the generated
-    # kernels are cached on disk.
-    if fresh:
-        torch.compiler.reset()
-    compiled = torch.compile(fn, mode=mode, dynamic=False)
+    # torch.compile keeps its compiled variants per code object, with a small limit (8) on
+    # their number; past it, it silently runs eagerly. Every fit compiles a closure over its
+    # own model, and each chunk shape of an evaluation is a variant, so a grid or a book
+    # chapter would soon reach the limit. A copy of the function with its own code object has
+    # its own cache and limit. (Recompiling an architecture seen before is quick: the
+    # generated kernels are cached on disk.)
+    own = types.FunctionType(fn.__code__.replace(), fn.__globals__, fn.__name__,
+                             fn.__defaults__, fn.__closure__)
+    compiled = torch.compile(own, mode=mode, dynamic=False)
     state = {"fn": compiled, "tried": False}
 
     @functools.wraps(fn)
@@ -62,13 +64,33 @@ def compile_function(fn, compile, device, *, fresh: bool = False):
         except Exception as error:  # noqa: BLE001 - any compiler failure falls back to eager
             if not _is_compiler_failure(error):
                 raise
+            message = str(error).strip().splitlines()
             warnings.warn(f"torch.compile failed ({type(error).__name__}: "
-                          f"{str(error).strip().splitlines()[0] if str(error).strip() else ''}); "
-                          "running eagerly instead", RuntimeWarning, stacklevel=2)
+                          f"{message[0] if message else ''}); running eagerly instead",
+                          RuntimeWarning, stacklevel=2)
             state["fn"] = fn
             return fn(*args, **kwargs)
 
     return call
+
+
+_PER_MODEL: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def compiled_for(model, key, fn, compile, device):
+    """``compile_function(fn, ...)`` kept for ``model`` (weakly), so that calling again with the
+    same model reuses the compiled code. ``fn`` takes the model as its first argument (a closure
+    over it would keep it alive)."""
+    mode = compile_mode(compile, device)
+    if mode is None:
+        return fn
+    try:
+        cache = _PER_MODEL.setdefault(model, {})
+    except TypeError:          # not weakly referenceable: compile for this call only
+        return compile_function(fn, mode, device)
+    if (key, mode, str(device)) not in cache:
+        cache[key, mode, str(device)] = compile_function(fn, mode, device)
+    return cache[key, mode, str(device)]
 
 
 def _is_compiler_failure(error: Exception) -> bool:

@@ -262,7 +262,7 @@ def _train(model, train_x, dataset, s, device, folder, key, key_source, checkpoi
                     epoch=epoch)
 
     step_terms = compile_function(_step_terms(model, k, s.get("objective", "iwae")),
-                                  s.get("compile", False), device, fresh=True)
+                                  s.get("compile", False), device)
     beta = torch.zeros((), device=device)  # a tensor, so that a compiled step never recompiles
     last_good = copy.deepcopy(model.state_dict())
     bar = range(start_epoch, s["epochs"])

@@ -95,7 +95,64 @@ def test_a_compiler_failure_falls_back_to_eager_with_a_warning(monkeypatch):
         return call
 
     monkeypatch.setattr(compiling.torch, "compile", bad_input_compile)
+    other = lv.VAE(**SMALL).eval()   # (the first model keeps its eager fallback)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with pytest.raises(ValueError, match="shape mismatch"):
-            lv.log_likelihood(model, x, k=10, seed=0, compile=True)
+            lv.log_likelihood(other, x, k=10, seed=0, compile=True)
+
+
+def test_reproduce_and_cli_pass_compile_through(tmp_path, monkeypatch):
+    """--compile reaches fit and log_likelihood (wrapped here to run eagerly, so that this test
+    checks the plumbing without paying for a compile)."""
+    import json
+
+    import lvae_core.bounds as bounds
+    import lvae_core.train as train
+    from lvae_core.cli import main as cli_main
+
+    seen = []
+    real_fit, real_ll = train.fit, bounds.log_likelihood
+
+    def fit(*args, compile=False, **kwargs):
+        seen.append(("fit", compile))
+        return real_fit(*args, **kwargs)
+
+    def log_likelihood(*args, compile=False, **kwargs):
+        seen.append(("log_likelihood", compile))
+        return real_ll(*args, **kwargs)
+
+    monkeypatch.setattr(train, "fit", fit)
+    monkeypatch.setattr(bounds, "log_likelihood", log_likelihood)
+    monkeypatch.setenv("LVAE_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "out"
+    assert cli_main(["reproduce", "--data", "digits", "--only", "vae-L1-k1", "--epochs", "1",
+                     "--n-train", "64", "--n-test", "8", "--eval-k", "4", "--out", str(out),
+                     "--no-progress", "--compile"]) == 0
+    assert seen == [("fit", True), ("log_likelihood", True)]
+    assert json.loads((out / "runs" / "vae-L1-k1.json").read_text())["compiled"] is True
+
+    seen.clear()
+    assert cli_main(["train", "--model", "vae", "--data", "digits", "--hidden", "16",
+                     "--latent", "2", "--epochs", "1", "--n-train", "64", "--n-test", "8",
+                     "--eval-k", "4", "--no-cache", "--compile",
+                     "--out", str(tmp_path / "run.json")]) == 0
+    assert seen == [("fit", True), ("log_likelihood", True)]
+
+
+def test_compiled_code_is_kept_per_model_and_released_with_it():
+    import gc
+    import weakref
+
+    from lvae_core.bounds import _log_weights
+    from lvae_core.compiling import compiled_for
+
+    a, b = lv.VAE(**SMALL), lv.VAE(**SMALL)
+    fa = compiled_for(a, "log_weights", _log_weights, True, "cpu")
+    assert compiled_for(a, "log_weights", _log_weights, True, "cpu") is fa      # reused
+    assert compiled_for(b, "log_weights", _log_weights, True, "cpu") is not fa  # its own
+    assert compiled_for(a, "log_weights", _log_weights, False, "cpu") is _log_weights
+    gone = weakref.ref(a)
+    del a, fa
+    gc.collect()
+    assert gone() is None            # the cache does not keep a model alive
