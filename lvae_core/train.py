@@ -29,7 +29,10 @@ from .checks import check_data, check_k
 from .data import Dataset, binarize, cache_dir
 from .models import LatentVariableModel, build_model, model_kind
 
-CACHE_VERSION = 1
+# 2: the fused Adam on CPUs too (it rounds differently from the default implementation, so
+# version-1 checkpoints are not reused for the same settings)
+CACHE_VERSION = 2
+FUSED_ADAM_DEVICES = ("cuda", "cpu")
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -235,9 +238,11 @@ def _train(model, train_x, dataset, s, device, folder, key, key_source, checkpoi
     x_all = train_x.to(device)
     if s["init_output_bias"]:
         model.generative.init_output_bias(x_all.mean(0))
-    # the fused (single-kernel) Adam on CUDA: one launch per step instead of one per tensor
+    # The fused Adam: on CUDA one launch per step instead of several per tensor; on a CPU one
+    # pass over each parameter (5x faster than the default for the 5-layer LVAE, whose
+    # optimizer step otherwise costs about a seventh of a training step).
     optimizer = torch.optim.Adam(model.parameters(), lr=s["lr"], eps=s.get("adam_eps", 1e-8),
-                                 fused=device.type == "cuda")
+                                 fused=device.type in FUSED_ADAM_DEVICES)
     schedule = LR_SCHEDULES[s["lr_schedule"]]
     n, b, k = x_all.shape[0], s["batch_size"], s["k"]
     steps = math.ceil(n / b)
