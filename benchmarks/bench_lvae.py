@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import lvae_core as lv
-from report import write_report
+from report import ratio_cell, write_report
 
 HIDDEN, LATENT = (512, 256, 128, 64, 32), (64, 32, 16, 8, 4)
 LOG_2PI = math.log(2 * math.pi)
@@ -236,6 +236,7 @@ def main():
         f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads"
     med = {key: (statistics.median(train[key]), statistics.median(evals[key])) for key in variants}
     fmt = lambda v: f"{v:,.4g}" if v < 1000 else f"{v:,.0f}"
+    cell = lambda v: f"{fmt(statistics.median(v))} ({fmt(max(v))})"
     header = "| measurement | " + " | ".join(f"{n} ({'compiled' if c else 'eager'})" for n, c in variants)
     lines = [f"# 5-layer Ladder VAE: lvae_core against plain PyTorch ({device.type})", "",
              f"{name}, torch {torch.__version__}; {n_ours:,} parameters in both models. "
@@ -246,15 +247,15 @@ def main():
              f"on {n_eval} test images, chunked into {max_rows:,} rows. Medians over "
              f"{args.repeats} repeats; the repeats are listed below.", "",
              header + " |", "|---" * (len(variants) + 1) + "|",
-             "| training images/s | " + " | ".join(fmt(med[v][0]) for v in variants) + " |",
-             "| evaluation images/s | " + " | ".join(fmt(med[v][1]) for v in variants) + " |", "",
-             "| ratio | training | evaluation |", "|---|---|---|"]
+             "| training images/s | " + " | ".join(cell(train[v]) for v in variants) + " |",
+             "| evaluation images/s | " + " | ".join(cell(evals[v]) for v in variants) + " |", "",
+             "| ratio: medians (bests) | training | evaluation |", "|---|---|---|"]
     pairs = [("lvae_core eager / plain eager", ("lvae_core", False), ("plain", False))]
     if not args.no_compile:
         pairs += [("lvae_core compiled / plain eager", ("lvae_core", True), ("plain", False)),
                   ("lvae_core compiled / plain compiled", ("lvae_core", True), ("plain", True))]
     for label, a, b in pairs:
-        lines.append(f"| {label} | {med[a][0] / med[b][0]:.2f} | {med[a][1] / med[b][1]:.2f} |")
+        lines.append(f"| {label} | {ratio_cell(train[a], train[b])} | {ratio_cell(evals[a], evals[b])} |")
     best = max(variants, key=lambda v: med[v][0] if v[0] == "lvae_core" else 0)
     rate, eval_rate = med[best][0], max(med[v][1] for v in variants if v[0] == "lvae_core")
     lines += ["", "Projected from these rates (lvae_core, its faster mode):", "",

@@ -190,9 +190,9 @@ def main():
     lines = [f"# lvae_core against pythae ({args.device})", "",
              f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
              f"torch {torch.__version__}. Medians over {args.repeats} repeats (each repeat runs both "
-             "libraries one after the other). The CPU is shared with other processes, so single "
-             "numbers are noisy; the repeats are listed.", "",
-             "| measurement | pythae | lvae_core | ratio (lvae_core / pythae) | repeats pythae | repeats lvae_core |",
+             "libraries one after the other), and in brackets the best repeat (noise from other "
+             "processes only lowers a rate); the repeats are listed.", "",
+             "| measurement | pythae: median (best) | lvae_core: median (best) | ratio lvae_core / pythae: medians (bests) | repeats pythae | repeats lvae_core |",
              "|---|---|---|---|---|---|"]
     for name, ra, rb in rows:
         lines.append(comparison_row(name, rb, ra, ours_first=False, digits=3))
