@@ -268,6 +268,9 @@ def _train(model, train_x, dataset, s, device, folder, key, key_source, checkpoi
 
     step_terms = compile_function(_step_terms(model, k, s.get("objective", "iwae")),
                                   s.get("compile", False), device)
+    # CUDA graphs (compile "reduce-overhead" on a GPU) reuse their output memory; marking each
+    # step's start tells PyTorch that the previous step's outputs are no longer needed.
+    graphs = device.type == "cuda" and s.get("compile") == "reduce-overhead"
     beta = torch.zeros((), device=device)  # a tensor, so that a compiled step never recompiles
     last_good = copy.deepcopy(model.state_dict())
     bar = range(start_epoch, s["epochs"])
@@ -292,6 +295,8 @@ def _train(model, train_x, dataset, s, device, folder, key, key_source, checkpoi
             if xb.shape[0] < 2 and model.config["batch_norm"]:
                 continue  # batch norm needs two examples
             beta.fill_(warmup_beta(epoch + step / steps, s["warmup_epochs"]))
+            if graphs:
+                torch.compiler.cudagraph_mark_step_begin()
             loss, bound_part, kl_part = step_terms(xb, beta)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
