@@ -232,14 +232,14 @@ def main():
             sync(device)
             evals[name, comp].append(n_eval / (time.perf_counter() - t0))
 
-    name = torch.cuda.get_device_name(device) if gpu else \
+    machine = torch.cuda.get_device_name(device) if gpu else \
         f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads"
     med = {key: (statistics.median(train[key]), statistics.median(evals[key])) for key in variants}
     fmt = lambda v: f"{v:,.4g}" if v < 1000 else f"{v:,.0f}"
     cell = lambda v: f"{fmt(statistics.median(v))} ({fmt(max(v))})"
     header = "| measurement | " + " | ".join(f"{n} ({'compiled' if c else 'eager'})" for n, c in variants)
     lines = [f"# 5-layer Ladder VAE: lvae_core against plain PyTorch ({device.type})", "",
-             f"{name}, torch {torch.__version__}; {n_ours:,} parameters in both models. "
+             f"{machine}, torch {torch.__version__}; {n_ours:,} parameters in both models. "
              f"Training: {n_train:,} images per epoch, batch 256, the one-sample ELBO, Adam, "
              f"gradients clipped at norm 100, a "
              f"fresh binarization and order each epoch; images/s over the median of {args.epochs} "

@@ -46,9 +46,9 @@ def compile_function(fn, compile, device):
     # torch.compile keeps its compiled variants per code object, with a small limit (8) on
     # their number; past it, it runs eager code, with only a log line. Every fit compiles a
     # closure over its own model, and each chunk shape of an evaluation is a variant, so a grid
-    # or a book chapter would soon reach the limit. A copy of the function with its own code object has
-    # its own cache and limit. (Recompiling an architecture seen before is quick: the
-    # generated kernels are cached on disk.)
+    # or a book chapter would soon reach the limit. A copy of the function with its own code
+    # object has its own cache and limit. (Recompiling an architecture seen before is quick:
+    # the generated kernels are cached on disk.)
     own = types.FunctionType(fn.__code__.replace(), fn.__globals__, fn.__name__,
                              fn.__defaults__, fn.__closure__)
     compiled = torch.compile(own, mode=mode, dynamic=False)
