@@ -204,12 +204,28 @@ def _write_json(obj, path: Path) -> None:
     tmp.replace(path)
 
 
+#: Epochs after which a run's model is saved and evaluated for its learning curve.
+CURVE_EPOCHS = (1, 3, 10, 30, 100, 300, 1000, 2000, 3280)
+#: The learning curve's test images (the first of the test set binarized once) and samples.
+CURVE_IMAGES, CURVE_K = 2000, 1000
+
+
+def snapshot_dir(config: Config, out) -> Path:
+    """Where a run's learning-curve snapshots are kept: in the checkpoint cache, not in
+    ``out`` (they are several MB each)."""
+    from .data import cache_dir
+    return cache_dir() / "snapshots" / Path(out).resolve().name / config.name
+
+
 def run_config(config: Config, data, out, *, epochs=None, epochs_scale=1.0, eval_k=5000,
                seed=0, device=None, checkpoint_every=0, progress=True, cache=True,
-               compile=False) -> dict:
+               compile=False, ship_model=False) -> dict:
     """Train (or load from ``fit``'s cache) and evaluate one configuration; write and return
     its result, which ``<out>/runs/<name>.json`` holds. ``compile``: see ``fit`` and
-    ``log_likelihood`` (faster; the same mathematics, other random draws)."""
+    ``log_likelihood`` (faster; the same mathematics, other random draws). Also written:
+    the learning curve (``<name>.curve.json``, see ``evaluate_curve``), the per-image
+    log-likelihoods and ELBOs (``<name>.per_image.npz``), and with ``ship_model`` the trained
+    model in float16 (``<out>/models/<name>.pt``, read by ``load_shipped``)."""
     from .analysis import active_units, kl_per_layer
     from .bounds import log_likelihood
     from .train import fit
@@ -219,12 +235,19 @@ def run_config(config: Config, data, out, *, epochs=None, epochs_scale=1.0, eval
     t0 = time.perf_counter()
     history = fit(model, data, seed=seed, device=device, cache=cache, progress=progress,
                   checkpoint_every=checkpoint_every if s["epochs"] > checkpoint_every else 0,
-                  compile=compile, **s)
+                  compile=compile, snapshot_epochs=curve_epochs(s["epochs"]),
+                  snapshot_dir=snapshot_dir(config, out) if cache else None, **s)
     train_seconds = time.perf_counter() - t0
     x = data.test_binary
     t0 = time.perf_counter()
-    ll, elbo = log_likelihood(model, x, k=eval_k, seed=seed, return_elbo=True, compile=compile)
+    ll, elbo = log_likelihood(model, x, k=eval_k, seed=seed, return_elbo=True, compile=compile,
+                              progress=progress)
     eval_seconds = time.perf_counter() - t0
+    runs = Path(out) / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    _save_per_image(runs / f"{config.name}.per_image.npz", ll, elbo)
+    if ship_model:
+        ship(model, history, Path(out) / "models" / f"{config.name}.pt")
     result = dict(
         name=config.name, grid=config.grid, kind=config.kind, data=data.name,
         num_layers=config.num_layers, hidden=list(config.hidden), latent=list(config.latent),
@@ -239,8 +262,86 @@ def run_config(config: Config, data, out, *, epochs=None, epochs_scale=1.0, eval
         eval_seconds=eval_seconds, device=str(next(model.parameters()).device),
         torch=torch.__version__, machine=platform.machine(), compiled=bool(compile),
     )
-    _write_json(result, Path(out) / "runs" / f"{config.name}.json")
+    _write_json(result, runs / f"{config.name}.json")
+    if cache:
+        evaluate_curve(config, data, out, seed=seed, device=device, progress=progress)
     return result
+
+
+def curve_epochs(epochs: int) -> tuple:
+    """The learning-curve epochs reached by a run of ``epochs`` epochs, and its last."""
+    return tuple(sorted({e for e in CURVE_EPOCHS if e <= epochs} | {epochs}))
+
+
+def _save_per_image(path: Path, ll: torch.Tensor, elbo: torch.Tensor) -> None:
+    import numpy as np
+    tmp = path.with_suffix(f".{time.time_ns()}.tmp.npz")
+    np.savez_compressed(tmp, log_likelihood=ll.double().numpy(), elbo=elbo.double().numpy())
+    tmp.replace(path)
+
+
+def load_per_image(out, name: str) -> dict:
+    """A run's per-image test log-likelihoods and ELBOs (nats), as numpy arrays."""
+    import numpy as np
+    with np.load(Path(out) / "runs" / f"{name}.per_image.npz") as f:
+        return {key: f[key] for key in f.files}
+
+
+def ship(model, history, path) -> Path:
+    """Save ``model`` with float16 parameters (batch-norm statistics and integers kept as
+    they are) for the book to load; ``load_shipped`` turns them back into float32."""
+    from .train import save_checkpoint
+    path = Path(path)
+    save_checkpoint(model, history, path)
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt["state_dict"] = {n: (t.half() if t.is_floating_point() and "running" not in n else t)
+                          for n, t in ckpt["state_dict"].items()}
+    tmp = path.with_suffix(f".{time.time_ns()}.tmp")
+    torch.save(ckpt, tmp)
+    tmp.replace(path)
+    return path
+
+
+def load_shipped(path, device=None):
+    """A model saved by ``ship`` (or any ``fit`` checkpoint): ``(model in eval mode, history)``."""
+    from .models import build_model
+    from .train import choose_device
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    model = build_model(ckpt["kind"], **ckpt["config"])
+    model.load_state_dict({n: (t.float() if t.is_floating_point() else t)
+                           for n, t in ckpt["state_dict"].items()})
+    return model.to(choose_device(device)).eval(), ckpt["history"]
+
+
+def evaluate_curve(config: Config, data, out, *, seed=0, device=None, progress=True) -> list:
+    """Evaluate every saved snapshot of ``config``'s run not yet in ``<name>.curve.json``:
+    per epoch, L_k with k = ``CURVE_K`` and the ELBO on the first ``CURVE_IMAGES`` test
+    images (the same images for every run and epoch), active units and KL per layer.
+    Works while the run is still training; returns the points, sorted by epoch."""
+    from .analysis import active_units, kl_per_layer
+    from .bounds import log_likelihood
+    from .train import load_checkpoint
+    path = Path(out) / "runs" / f"{config.name}.curve.json"
+    points = json.loads(path.read_text())["points"] if path.is_file() else []
+    done = {p["epoch"] for p in points}
+    x = data.test_binary[:CURVE_IMAGES]
+    for snap in sorted(snapshot_dir(config, out).glob("epoch*.pt")):
+        epoch = int(snap.stem[len("epoch"):])
+        if epoch in done:
+            continue
+        model, history = load_checkpoint(snap, device)
+        ll, elbo = log_likelihood(model, x, k=CURVE_K, seed=seed, return_elbo=True,
+                                  progress=progress)
+        points.append(dict(epoch=epoch, test_nll=-ll.mean().item(),
+                           test_nll_sem=ll.std().item() / math.sqrt(len(ll)),
+                           test_elbo=elbo.mean().item(), active_units=active_units(model, x),
+                           kl_per_layer=kl_per_layer(model, x),
+                           train_bound=history["bound"][-1],
+                           train_seconds=sum(history["seconds"])))
+        points.sort(key=lambda p: p["epoch"])
+        _write_json(dict(name=config.name, data=data.name, n_images=int(x.shape[0]),
+                         k=CURVE_K, points=points), path)
+    return points
 
 
 def run(configs: list[Config], data, out, *, force=False, progress=True, **options) -> list[dict]:
@@ -358,6 +459,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--merge", metavar="OUT", default=None,
                         help="only gather OUT/runs/*.json into OUT/results.json and results.md")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--ship-models", action="store_true",
+                        help="also save each trained model in float16 to OUT/models/<name>.pt")
+    parser.add_argument("--curves", action="store_true",
+                        help="only evaluate the learning-curve snapshots saved so far (runs "
+                             "may still be training), then merge")
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the training step (CUDA graphs on a GPU) and the "
                              "log-likelihood: faster, the same mathematics, other random draws")
@@ -396,10 +502,16 @@ def main(args) -> int:
     from .data import load_dataset
     data = load_dataset(args.data, n_train=args.n_train, n_test=args.n_test)
     print(f"{len(configs)} configurations on {data}")
+    if args.curves:
+        for c in configs:
+            evaluate_curve(c, data, args.out, seed=args.seed, device=args.device,
+                           progress=not args.no_progress)
+        return 0
     _record_command(Path(args.out))
     run(configs, data, args.out, force=args.force, progress=not args.no_progress,
         epochs=args.epochs, epochs_scale=args.epochs_scale, eval_k=args.eval_k, seed=args.seed,
-        device=args.device, checkpoint_every=args.checkpoint_every, compile=args.compile)
+        device=args.device, checkpoint_every=args.checkpoint_every, compile=args.compile,
+        ship_model=args.ship_models)
     summary = merge(args.out)
     print(markdown(summary))
     return 0

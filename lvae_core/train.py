@@ -126,7 +126,7 @@ def fit(model: LatentVariableModel, data, *, epochs: int, batch_size: int = 256,
         clip_grad: float | None = 100.0, seed: int = 0, device=None, lr_schedule: str | None = None, init_output_bias: bool = False,
         binarize_data: bool | None = None, reset: bool = True, cache=True,
         checkpoint_every: int = 0, progress: bool = True, test_every: int = 0,
-        test_k: int = 1, compile=False) -> dict:
+        test_k: int = 1, compile=False, snapshot_epochs=(), snapshot_dir=None) -> dict:
     """Train ``model`` in place and return its history.
 
     ``data``: a ``Dataset`` (its ``train_x`` is used; ``test_binary`` for ``test_every``) or a
@@ -139,6 +139,9 @@ def fit(model: LatentVariableModel, data, *, epochs: int, batch_size: int = 256,
     ``cache``: True (``~/.cache/lvae_core/checkpoints`` or ``$LVAE_CACHE_DIR``), a folder, or
     False. A cached result of the same configuration is loaded instead of training.
     ``checkpoint_every``: also save a resumable checkpoint every so many epochs.
+    ``snapshot_epochs``: after each of these epochs, save the model (as ``save_checkpoint``
+    does, loadable with ``load_checkpoint``) to ``snapshot_path(snapshot_dir, epoch)``, for
+    learning curves. Snapshots do not change the training, so they are not in the cache key.
     ``adam_eps``: Adam's epsilon (the IWAE paper used 1e-4).
     ``compile``: run the training step through ``torch.compile`` (True: CUDA graphs on a GPU;
     see ``lvae_core.compiling``). Faster, the same mathematics, not bit-identical to eager
@@ -170,6 +173,8 @@ def fit(model: LatentVariableModel, data, *, epochs: int, batch_size: int = 256,
                              f"binarized each epoch); got values in [{lo:.3g}, {hi:.3g}]")
         if not binarize_data:
             check_data(train_x, model.x_dim, likelihood, name="the training data")
+    if snapshot_epochs and snapshot_dir is None:
+        raise ValueError("snapshot_epochs needs a snapshot_dir to save the models in")
     if test_every and dataset is None:
         raise ValueError("test_every needs a Dataset (with a test set) as data")
 
@@ -208,7 +213,8 @@ def fit(model: LatentVariableModel, data, *, epochs: int, batch_size: int = 256,
         if reset:
             _reset_parameters(model)
         return _train(model, train_x, dataset, settings, device, folder, key, key_source,
-                      checkpoint_every, progress)
+                      checkpoint_every, progress,
+                      (snapshot_dir, tuple(int(e) for e in snapshot_epochs)))
 
 
 def _step_terms(model, k, objective):
@@ -232,8 +238,14 @@ def _step_terms(model, k, objective):
     return terms
 
 
+def snapshot_path(folder, epoch: int) -> Path:
+    """Where ``fit(..., snapshot_epochs=..., snapshot_dir=folder)`` saves the model after
+    ``epoch``."""
+    return Path(folder) / f"epoch{epoch:05d}.pt"
+
+
 def _train(model, train_x, dataset, s, device, folder, key, key_source, checkpoint_every,
-           progress):
+           progress, snapshots=(None, ())):
     generator = torch.Generator(device=device).manual_seed(s["seed"])
     x_all = train_x.to(device)
     if s["init_output_bias"]:
@@ -335,6 +347,8 @@ def _train(model, train_x, dataset, s, device, folder, key, key_source, checkpoi
             model.train()
         if progress:
             bar.set_postfix(bound=f"{bound:.2f}", beta=f"{history['beta'][-1]:.2f}")
+        if snapshots[0] is not None and epoch + 1 in snapshots[1]:
+            _atomic_save(checkpoint(epoch + 1), snapshot_path(snapshots[0], epoch + 1))
         if partial_path is not None and checkpoint_every and (epoch + 1) % checkpoint_every == 0 \
                 and epoch + 1 < s["epochs"]:
             state = checkpoint(epoch + 1)
