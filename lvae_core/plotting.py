@@ -1,7 +1,11 @@
 """Figures the book uses again and again. Every function draws on a matplotlib Axes
-(or makes a figure) and returns it; nothing is shown or saved here.
+(or makes a figure) and returns it; nothing is saved here, and only ``show`` shows.
 
 Figures have a white background so that they read well in the book's light and dark themes.
+They are drawn for the book's text column: ``WIDTH`` inches wide at 100 dpi is the column's
+width in CSS pixels, so a figure of that width is shown at its natural size, and its text at
+the size set here (at least 10 pt). In Jupyter they are sent at twice that density (sharp on
+high-resolution screens, the same size on the page).
 """
 from __future__ import annotations
 
@@ -9,14 +13,47 @@ import numpy as np
 import torch
 
 
+#: Width of the book's text column in inches at 100 dpi (720 CSS pixels).
+WIDTH = 7.2
+
+
 def book_style() -> None:
-    """Matplotlib defaults for the book: white figures, readable fonts, no top/right spines."""
+    """Matplotlib defaults for the book: white figures, readable fonts, no top/right spines,
+    and (in IPython) PNGs at twice the figure's dpi, shown at the figure's size."""
     import matplotlib as mpl
     mpl.rcParams.update({
         "figure.facecolor": "white", "axes.facecolor": "white", "savefig.facecolor": "white",
-        "figure.dpi": 100, "font.size": 10, "axes.spines.top": False, "axes.spines.right": False,
+        "figure.dpi": 100, "font.size": 11, "axes.titlesize": 11, "axes.labelsize": 11,
+        "xtick.labelsize": 10, "ytick.labelsize": 10, "legend.fontsize": 10,
+        "figure.titlesize": 12, "axes.spines.top": False, "axes.spines.right": False,
         "axes.grid": True, "grid.alpha": 0.3, "image.cmap": "viridis",
     })
+    try:
+        from IPython import get_ipython
+        if get_ipython() is not None:
+            from matplotlib_inline.backend_inline import set_matplotlib_formats
+            set_matplotlib_formats("retina")
+    except ImportError:  # plain Python: nothing is shown inline
+        pass
+
+
+def show(fig, name: str | None = None) -> None:
+    """Show ``fig`` below the cell and close it. With ``name``, the figure is also recorded
+    for the book under that name (myst-nb's ``glue``), where a ``{glue:figure}`` directive
+    shows it with a number and a caption; without myst-nb (Colab) it is only shown."""
+    import matplotlib.pyplot as plt
+    glue = None
+    if name is not None:
+        try:
+            from myst_nb import glue
+        except ImportError:
+            glue = None
+    if glue is not None:
+        glue(name, fig, display=True)
+    else:
+        from IPython.display import display
+        display(fig)
+    plt.close(fig)
 
 
 def _new_ax(ax, figsize=(5, 4)):
@@ -35,7 +72,7 @@ def image_grid(images, image_shape, nrow: int = 10, ax=None, title: str | None =
     for i, img in enumerate(images):
         r, c = divmod(i, nrow)
         canvas[1 + r * (h + 1):1 + r * (h + 1) + h, 1 + c * (w + 1):1 + c * (w + 1) + w] = img
-    ax = _new_ax(ax, figsize=(nrow * 0.6, rows * 0.6))
+    ax = _new_ax(ax, figsize=(min(WIDTH, nrow * 0.6), min(WIDTH, nrow * 0.6) * rows / nrow))
     ax.imshow(canvas, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
     ax.set_axis_off()
     if title:
@@ -53,7 +90,8 @@ def scatter_by_label(embedding, labels, ax=None, title: str | None = None, legen
         ax.scatter(pts[:, 0], pts[:, 1], s=s, color=f"C{int(c) % 10}", label=str(int(c)), alpha=0.7,
                    linewidths=0)
     if legend:
-        ax.legend(markerscale=3, fontsize=7, ncol=2, frameon=False, loc="best")
+        ax.legend(markerscale=3, ncol=2, frameon=False, loc="best", handletextpad=0.1,
+                  columnspacing=0.6)
     if title:
         ax.set_title(title)
     return ax

@@ -4,7 +4,11 @@
 #   * RequireJS and the Jupyter widgets HTML manager (embed-amd.js and the
 #     Font Awesome files it loads), used on pages that embed ipywidgets,
 #   * Font Awesome 4 (CSS and fonts), which matplotlib's JavaScript animations
-#     (Animation.to_jshtml) link from a CDN; the build points them here.
+#     (Animation.to_jshtml) link from a CDN; the build points them here;
+#   * Noto Sans SC (Fontsource's split web font, regular weight only), so that the
+#     glossary's Chinese column renders on a machine without a CJK font. Its CSS
+#     declares each slice with a unicode-range: a page loads only the slices of
+#     the characters it shows (pages without Chinese load none).
 # They come from the npm registry at exact versions, are checked against the
 # registry's sha512 integrity, and are unpacked into book/_static/vendor/
 # (git-ignored). Sphinx copies them to _build/html/_static/vendor/.
@@ -23,6 +27,7 @@ PACKAGES=(
   "requirejs|2.3.8|sha512-7/cTSLOdYkNBNJcDMWf+luFvMriVm7eYxp4BcFCsAX0wF421Vyce5SXP17c+Jd5otXKGNehIonFlyQXSowL6Mw==|requirejs|require.js README.md"
   "@jupyter-widgets/html-manager|1.0.15|sha512-5thBIV6ymNgmPVOHvzx+gGy8ZSKmSazhtGw4/c4xJDVzRhG9PTeQsRjF3FUTopvFi//SABeNz1yp47bCrJ3CQA==|html-manager|dist package.json"
   "font-awesome|4.7.0|sha512-U6kGnykA/6bFmg1M/oT9EkFeIYv7JlX3bozwQJWiiLz6L0w3F5vBVPxHlwyX/vtNq1ckcpRKOB9f2Qal/VtFpg==|font-awesome|css fonts README.md"
+  "@fontsource/noto-sans-sc|5.3.0|sha512-HeqIlGm0+ohOKxZLuHj1qW6r6avHH0OWdKERAcSDI0RQ+MXrteuLKA+M+5eOA8rYy0MFvOR5AT0fQo2rUkye0Q==|noto-sans-sc|400.css files LICENSE"
 )
 
 STAMP="$DEST/VERSIONS"
@@ -38,7 +43,8 @@ if [[ "${LVAE_VENDOR_FORCE:-0}" != "1" && -f "$STAMP" ]] \
    && [[ "$(cat "$STAMP")" == "$(want_stamp)" ]] \
    && [[ -f "$DEST/mathjax/es5/tex-chtml.js" && -f "$DEST/requirejs/require.js" \
          && -f "$DEST/html-manager/dist/embed-amd.js" \
-         && -f "$DEST/font-awesome/css/font-awesome.min.css" ]]; then
+         && -f "$DEST/font-awesome/css/font-awesome.min.css" \
+         && -f "$DEST/noto-sans-sc/400.css" ]]; then
   echo "fetch_vendor: vendored assets are up to date ($(tr '\n' ' ' <"$STAMP"))"
   exit 0
 fi
@@ -104,6 +110,14 @@ done
 
 # Source maps and unused bundles are not needed by the book.
 find "$DEST/html-manager/dist" "$DEST/font-awesome/css" \( -name '*.map' -o -name 'embed.js' -o -name 'embed.js.LICENSE.txt' \) -delete
+# Noto Sans SC: keep the regular weight's woff2 slices (3.7 of 70 MB), which is
+# all that 400.css needs once its woff fallbacks are dropped.
+find "$DEST/noto-sans-sc/files" -type f ! -name '*-400-normal.woff2' -delete
+sed -i -E "s#, url\(\./files/[^)]*\.woff\) format\('woff'\)##" "$DEST/noto-sans-sc/400.css"
+if grep -q "\.woff)" "$DEST/noto-sans-sc/400.css"; then
+  echo "fetch_vendor: noto-sans-sc/400.css still names .woff files" >&2
+  exit 1
+fi
 # MathJax's "latest.js" would load MathJax from a CDN; the book never uses it.
 rm -f "$DEST/mathjax/es5/latest.js"
 

@@ -11,9 +11,26 @@ page it checks that
 * MathJax has typeset every formula (no raw TeX left in the visible text, no
   MathJax error nodes, no undefined macros);
 * every image has loaded;
-* every internal link points to a page that exists (HTTP 200).
+* every internal link points to a page that exists (HTTP 200);
 
-It saves full-page screenshots to ``_build/screenshots/<page>-<mode>.png``.
+and, at a desktop width (1280 px) and a phone width (390 px), that the page
+fits its text column (measured with the browser's layout, see ``_LAYOUT_JS``):
+
+* no display equation is wider than the column: at 1280 px every one fits, at
+  390 px one that cannot fit scrolls with a visible scrollbar (none is cut);
+  no equation number overlaps its formula;
+* no printed output (``pre``) is wider than its box at 1280 px; at 390 px one
+  may scroll visibly, never be cut; code cells fit at 1280 px;
+* no figure is shown below 60 % of its natural width, or cut;
+* no table in an output runs the numbers of neighbouring cells together;
+* no raw ``$`` is left in the text.
+
+It saves full-page screenshots to ``_build/screenshots/<page>-<mode>.png``
+(``light``, ``dark`` at 1280 px, ``phone`` at 390 px).
+
+``python tests/test_browser.py [HTML_DIR]`` prints the layout counts (cut
+equations, cut outputs, small figures, ...) of every page at both widths
+without failing, to compare two builds.
 
 Build the book first (``bash scripts/build_book.sh``, or ``bash scripts/test.sh``
 which builds and then runs this test). Without a build the test is skipped,
@@ -38,7 +55,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-HTML_DIR = ROOT / "_build" / "html"
+HTML_DIR = Path(os.environ.get("LVAE_HTML_DIR") or ROOT / "_build" / "html")
 SCREENSHOT_DIR = ROOT / "_build" / "screenshots"
 CHROMIUM = os.environ.get("LVAE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -52,6 +69,8 @@ CHROMIUM_ARGS = [
 ]
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 TIMEOUT_MS = 60_000
+DESKTOP, PHONE = 1280, 390   # viewport widths in CSS pixels
+MIN_FIGURE_RATIO = 0.6       # a figure is shown at least at 60 % of its natural width
 IN_CI = os.environ.get("CI", "").lower() not in {"", "0", "false", "no"}
 
 
@@ -121,8 +140,11 @@ def chromium():
         _missing(f"{CHROMIUM} not found: install Debian's chromium (bash scripts/setup.sh)")
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as pw:
+        # Playwright hides scrollbars in headless mode; the layout checks need
+        # them drawn, as a desktop browser does, to tell "scrolls" from "cut".
         browser = pw.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True,
+            ignore_default_args=["--hide-scrollbars"],
         )
         try:
             yield browser
@@ -186,6 +208,157 @@ _LINKS_JS = """
 () => Array.from(document.querySelectorAll('a[href]')).map(a => a.href)
 """
 
+_LAYOUT_JS = r"""
+() => {
+  const article = document.querySelector('article.bd-article')
+               || document.querySelector('main') || document.body;
+  const col = article.getBoundingClientRect();
+  const style = el => getComputedStyle(el);
+  const text = el => (el.textContent || '').replace(/\s+/g, ' ').trim().slice(0, 60);
+  const TOL = 1.5;
+  // The nearest element from el up to the article that scrolls horizontally.
+  const scroller = el => {
+    for (let e = el; e && e !== article.parentElement; e = e.parentElement) {
+      const o = style(e).overflowX;
+      if (o === 'auto' || o === 'scroll') return e;
+    }
+    return null;
+  };
+  // A horizontal scrollbar that takes room (so it is drawn) on an element that
+  // has more content than it shows.
+  const scrollsVisibly = e => {
+    const s = style(e);
+    const borders = (parseFloat(s.borderTopWidth) || 0) + (parseFloat(s.borderBottomWidth) || 0);
+    return e.scrollWidth > e.clientWidth + TOL && s.scrollbarWidth !== 'none'
+        && e.offsetHeight - e.clientHeight - borders >= 3;
+  };
+  // 'fits', 'scrolls' (visibly, inside the column) or 'cut', for a box whose
+  // content rectangle is `r`, inside the scrolling element `s` (or none).
+  const fit = (r, s) => {
+    if (s) {
+      const sr = s.getBoundingClientRect();
+      const inColumn = sr.left >= col.left - TOL && sr.right <= col.right + TOL;
+      if (s.scrollWidth <= s.clientWidth + TOL && inColumn
+          && r.left >= sr.left - TOL - s.scrollLeft) return 'fits';
+      // Content left of the scroller's start cannot be scrolled to.
+      const leftOk = r.left >= sr.left - s.scrollLeft - TOL;
+      return inColumn && leftOk && scrollsVisibly(s) ? 'scrolls' : 'cut';
+    }
+    return r.left >= col.left - TOL && r.right <= col.right + TOL ? 'fits' : 'cut';
+  };
+  const overlap = (a, b) => a.left < b.right - 1 && b.left < a.right - 1
+                         && a.top < b.bottom - 1 && b.top < a.bottom - 1;
+
+  const equations = [];
+  for (const c of article.querySelectorAll('mjx-container[display="true"]')) {
+    const m = c.querySelector(':scope > mjx-math') || c;
+    const r = m.getBoundingClientRect();
+    if (!r.width) continue;
+    const state = fit(r, scroller(c));
+    // Sphinx's equation number (span.eqno) or MathJax's own tag (mjx-labels).
+    const box = c.closest('div.math') || c;
+    let numberOverlaps = false;
+    // What of the formula is drawn: its parts, clipped by the box it scrolls in.
+    const s = scroller(c);
+    const view = s ? s.getBoundingClientRect() : null;
+    const clip = r => !view ? r : {left: Math.max(r.left, view.left), right: Math.min(r.right, view.right),
+                                   top: Math.max(r.top, view.top), bottom: Math.min(r.bottom, view.bottom)};
+    for (const n of box.querySelectorAll('span.eqno, mjx-labels mjx-mtd')) {
+      const nr = n.getBoundingClientRect();
+      if (!nr.width) continue;
+      for (const part of m.querySelectorAll('mjx-mtd, mjx-mrow, mjx-mo, mjx-mi, mjx-mn')) {
+        if (part.closest('mjx-labels')) continue;
+        if (overlap(nr, clip(part.getBoundingClientRect()))) { numberOverlaps = true; break; }
+      }
+    }
+    equations.push({state, numberOverlaps, width: Math.round(r.width),
+                    text: (c.querySelector('mjx-assistive-mml') || c).textContent.trim().slice(0, 60)});
+  }
+
+  const outputs = [];
+  for (const pre of article.querySelectorAll('div.cell_output pre, div.output pre')) {
+    if (!pre.getBoundingClientRect().width) continue;
+    const s = scroller(pre);
+    let state;
+    if (pre.scrollWidth <= pre.clientWidth + TOL) {
+      state = fit(pre.getBoundingClientRect(), s === pre ? null : s);
+    } else {
+      state = (s === pre || (s && s.contains(pre))) && scrollsVisibly(s) ? 'scrolls' : 'cut';
+    }
+    const lines = pre.textContent.split('\n');
+    outputs.push({state, longest: Math.max(...lines.map(l => l.length)),
+                  width: pre.scrollWidth, box: pre.clientWidth, text: text(pre)});
+  }
+
+  const code = [];
+  for (const pre of article.querySelectorAll('div.cell_input pre')) {
+    if (!pre.getBoundingClientRect().width) continue;
+    const lines = pre.textContent.split('\n');
+    code.push({wider: pre.scrollWidth > pre.clientWidth + TOL,
+               longest: Math.max(...lines.map(l => l.length)), text: text(pre)});
+  }
+
+  const figures = [];
+  for (const img of article.querySelectorAll('img')) {
+    if (!img.naturalWidth || img.closest('.sd-card, .headerlink')) continue;
+    const shown = img.getBoundingClientRect().width;
+    if (!shown) continue;  // inside a closed dropdown
+    // Intrinsic width in CSS pixels: a PNG drawn at twice the density says so
+    // with a width (attribute or style) of half its pixel width.
+    const attr = parseFloat(img.getAttribute('width') || img.style.width || '0');
+    const density = attr && img.naturalWidth >= 1.9 * attr ? 2 : 1;
+    const natural = img.naturalWidth / density;
+    figures.push({ratio: shown / natural, shown: Math.round(shown), natural: Math.round(natural),
+                  src: (img.getAttribute('src') || '').split('/').pop().slice(0, 50),
+                  cut: fit(img.getBoundingClientRect(), scroller(img)) === 'cut'});
+  }
+
+  // Tables: the text of neighbouring cells must not touch (a column squeezed
+  // below its numbers' width runs them together), and a table must fit or scroll.
+  const tables = [];
+  for (const t of article.querySelectorAll('div.cell_output table, div.output table')) {
+    let crowded = 0, sample = '';
+    for (const row of t.rows) {
+      let prev = null;
+      for (const cell of row.cells) {
+        const range = document.createRange();
+        range.selectNodeContents(cell);
+        const rects = Array.from(range.getClientRects()).filter(r => r.width > 0);
+        if (!rects.length) { prev = null; continue; }
+        const left = Math.min(...rects.map(r => r.left));
+        const right = Math.max(...rects.map(r => r.right));
+        const lines = new Set(rects.map(r => Math.round(r.top))).size;
+        const cr = cell.getBoundingClientRect();
+        // Text wider than its cell, a number broken over lines, or cells whose
+        // text is closer than 6 px.
+        if (right > cr.right + TOL || (lines > 1 && /^[-+0-9.,%\s]+$/.test(cell.textContent.trim()))
+            || (prev !== null && left - prev < 6)) {
+          crowded += 1;
+          if (!sample) sample = text(row);
+        }
+        prev = right;
+      }
+    }
+    const state = fit(t.getBoundingClientRect(), scroller(t));
+    tables.push({crowded, state, sample});
+  }
+
+  // Raw dollars: a '$' left in the text outside code and typeset math.
+  const clone = article.cloneNode(true);
+  clone.querySelectorAll('pre, code, script, style, mjx-container, .highlight, textarea, .math')
+       .forEach(el => el.remove());
+  const prose = clone.textContent;
+  const dollars = [];
+  let i = prose.indexOf('$');
+  while (i >= 0 && dollars.length < 5) {
+    dollars.push(prose.slice(Math.max(0, i - 40), i + 40).replace(/\s+/g, ' '));
+    i = prose.indexOf('$', i + 1);
+  }
+  return {column: Math.round(col.width), equations, outputs, code, figures, tables, dollars};
+}
+"""
+
+
 _RAW_TEX = [
     ("$$", re.compile(r"\$\$")),
     ("\\begin{", re.compile(r"\\begin\{")),
@@ -227,11 +400,15 @@ def _check_links(page_url: str, hrefs: list[str], base: str) -> list[str]:
     return problems
 
 
-def _visit(chromium, book_url: str, page_id: str, mode: str) -> tuple[list[str], list[str]]:
-    """Open one page in one colour scheme; return (problems, hrefs)."""
+def _visit(
+    chromium, book_url: str, page_id: str, mode: str, width: int = DESKTOP, shot: str = ""
+) -> tuple[list[str], list[str], dict]:
+    """Open one page in one colour scheme at one viewport width; return
+    (problems, hrefs, layout measurements)."""
     problems: list[str] = []
+    layout: dict = {}
     context = chromium.new_context(
-        viewport={"width": 1280, "height": 900},
+        viewport={"width": width, "height": 900},
         color_scheme=mode,
         device_scale_factor=1,
     )
@@ -321,9 +498,11 @@ def _visit(chromium, book_url: str, page_id: str, mode: str) -> tuple[list[str],
             problems.append(f"images that did not load: {broken}")
 
         hrefs = page.evaluate(_LINKS_JS)
+        layout = page.evaluate(_LAYOUT_JS)
         page.wait_for_timeout(300)  # let late console messages arrive
-        SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(_screenshot_name(page_id, mode)), full_page=True)
+        if shot:
+            SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(_screenshot_name(page_id, shot)), full_page=True)
     finally:
         # Take the records before closing: closing cancels requests still in flight.
         console_seen, external_seen, failed_seen = list(console_errors), list(external), list(failed)
@@ -332,16 +511,68 @@ def _visit(chromium, book_url: str, page_id: str, mode: str) -> tuple[list[str],
     problems += [f"console error: {m}" for m in console_seen]
     problems += [f"request to a non-local host (blocked): {u}" for u in external_seen]
     problems += [f"failed request: {f}" for f in failed_seen if not any(u in f for u in external_seen)]
-    return problems, hrefs
+    return problems, hrefs, layout
+
+
+def _layout_counts(layout: dict) -> dict[str, int]:
+    """The layout defects of one page at one width, counted."""
+    eqs, outs, figs = layout["equations"], layout["outputs"], layout["figures"]
+    return {
+        "equations cut": sum(e["state"] == "cut" for e in eqs),
+        "equations scrolling": sum(e["state"] == "scrolls" for e in eqs),
+        "numbers overlapping": sum(e["numberOverlaps"] for e in eqs),
+        "outputs cut": sum(o["state"] == "cut" for o in outs),
+        "outputs scrolling": sum(o["state"] == "scrolls" for o in outs),
+        "code cells wider": sum(c["wider"] for c in layout["code"]),
+        "small figures": sum(f["ratio"] < MIN_FIGURE_RATIO or f["cut"] for f in figs),
+        "crowded tables": sum(t["crowded"] > 0 or t["state"] == "cut" for t in layout["tables"]),
+        "raw $": len(layout["dollars"]),
+    }
+
+
+def _layout_problems(layout: dict, width: int) -> list[str]:
+    """What the layout rules forbid at this width (see the module docstring)."""
+    desktop = width >= DESKTOP
+    problems = []
+    for e in layout["equations"]:
+        if e["state"] == "cut" or (desktop and e["state"] == "scrolls"):
+            how = "cut off" if e["state"] == "cut" else "scrolls"
+            problems.append(f"display equation {how} ({e['width']} px in a "
+                            f"{layout['column']} px column): {e['text']!r}")
+        if e["numberOverlaps"]:
+            problems.append(f"equation number overlaps its formula: {e['text']!r}")
+    for o in layout["outputs"]:
+        if o["state"] == "cut" or (desktop and o["state"] == "scrolls"):
+            problems.append(f"output wider than its box ({o['width']} > {o['box']} px, "
+                            f"longest line {o['longest']} characters, {o['state']}): "
+                            f"{o['text']!r}")
+    if desktop:
+        for c in layout["code"]:
+            if c["wider"]:
+                problems.append(f"code cell wider than its box (longest line "
+                                f"{c['longest']} characters): {c['text']!r}")
+    for f in layout["figures"]:
+        if f["ratio"] < MIN_FIGURE_RATIO or f["cut"]:
+            problems.append(f"figure {f['src']} shown at {f['shown']} of {f['natural']} px "
+                            f"({100 * f['ratio']:.0f} %){', cut' if f['cut'] else ''}")
+    for t in layout["tables"]:
+        if t["crowded"] or t["state"] == "cut":
+            problems.append(f"table with {t['crowded']} crowded cells ({t['state']}): "
+                            f"{t['sample']!r}")
+    problems += [f"raw '$' in the text: ...{d!r}..." for d in layout["dollars"]]
+    return problems
 
 
 @pytest.mark.parametrize("page_id", PAGES)
 def test_page_renders_offline_without_errors(chromium, book_url, page_id):
     problems: list[str] = []
     hrefs: list[str] = []
-    for mode in ("light", "dark"):
-        found, hrefs = _visit(chromium, book_url, page_id, mode)
-        problems += [f"[{mode}] {p}" for p in found]
+    for mode, width, shot in (("light", DESKTOP, "light"), ("dark", DESKTOP, "dark"),
+                              ("light", PHONE, "phone")):
+        found, hrefs, layout = _visit(chromium, book_url, page_id, mode, width, shot)
+        if mode == "light":  # the layout does not depend on the colour scheme
+            found += _layout_problems(layout, width)
+        problems += [f"[{mode} {width}px] {p}" for p in found]
     problems += _check_links(urljoin(book_url, page_id + ".html"), hrefs, book_url)
     assert not problems, f"{page_id}:\n  " + "\n  ".join(problems)
 
@@ -382,3 +613,48 @@ def test_built_html_loads_nothing_from_the_network():
         for hit in _CSS_EXTERNAL.finditer(text):
             problems.append(f"{css_file.relative_to(HTML_DIR)}: {text[hit.start():hit.start() + 120]}")
     assert not problems, "external assets referenced:\n  " + "\n  ".join(problems)
+
+
+# --------------------------------------------------------------------------- counts
+
+
+def _print_counts(html_dir: Path) -> None:
+    """Print the layout counts of every page at both widths (no assertion)."""
+    from playwright.sync_api import sync_playwright
+
+    handler = functools.partial(_QuietHandler, directory=str(html_dir))
+    server = _Server(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}/"
+    totals: dict[tuple[int, str], int] = {}
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+                                         headless=True,
+                                         ignore_default_args=["--hide-scrollbars"])
+            try:
+                for width in (DESKTOP, PHONE):
+                    print(f"\n{width} px")
+                    for page_id in PAGES:
+                        _, _, layout = _visit(browser, base, page_id, "light", width)
+                        counts = _layout_counts(layout)
+                        for key, value in counts.items():
+                            totals[(width, key)] = totals.get((width, key), 0) + value
+                        shown = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
+                        print(f"  {page_id:<28} {shown or '-'}")
+            finally:
+                browser.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    keys = list(_layout_counts({"equations": [], "outputs": [], "figures": [], "code": [],
+                                "tables": [], "dollars": []}))
+    print(f"\n{'total':<22}{DESKTOP:>8}{PHONE:>8}")
+    for key in keys:
+        print(f"{key:<22}{totals.get((DESKTOP, key), 0):>8}{totals.get((PHONE, key), 0):>8}")
+
+
+if __name__ == "__main__":
+    import sys
+
+    _print_counts(Path(sys.argv[1]) if len(sys.argv) > 1 else HTML_DIR)

@@ -48,6 +48,7 @@ VENDOR_FILES = (
     "vendor/requirejs/require.js",
     "vendor/html-manager/dist/embed-amd.js",
     "vendor/font-awesome/css/font-awesome.min.css",
+    "vendor/noto-sans-sc/400.css",
 )
 
 # (pattern of a CDN URL found in notebook outputs, vendored file under _static)
