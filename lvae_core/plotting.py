@@ -106,8 +106,9 @@ def pca_layers(embeddings, labels, axes=None, title_prefix: str = ""):
         axes = axes[0]
     for i, ((emb, ratio), ax) in enumerate(zip(embeddings, axes)):
         scatter_by_label(emb, labels, ax=ax, legend=(i == len(embeddings) - 1))
-        ax.set_title(f"{title_prefix}z{i + 1}: PC1+PC2 {100 * ratio[:2].sum():.0f}% var.", fontsize=9)
+        ax.set_title(f"{title_prefix}$z_{i + 1}$: {100 * ratio[:2].sum():.0f} % of the variance")
         ax.set_xticks([]); ax.set_yticks([])
+        ax.set_xlabel("PC 1"); ax.set_ylabel("PC 2")
     return axes
 
 
@@ -141,3 +142,37 @@ def kl_heatmap(kl_units, ax=None, title: str | None = None, vmax: float | None =
     if title:
         ax.set_title(title)
     return ax
+
+
+# --------------------------------------------------------------------------- tables
+# Small labelled tables for the book's printed results (pandas DataFrames, which the book
+# shows as HTML tables), in place of the reprs of dicts and modules.
+
+
+def settings_table(settings: dict, column: str = "value"):
+    """A dict of settings (``fit``'s keyword arguments, a model configuration) as a
+    one-column table, one row per setting; tuples are written ``512-256-128``."""
+    import pandas as pd
+
+    def cell(value):
+        if isinstance(value, (tuple, list)):
+            return "-".join(str(v) for v in value)
+        return str(value)
+    return pd.DataFrame({column: {key: cell(value) for key, value in settings.items()}})
+
+
+def layer_table(net):
+    """The layers of a network (its leaf modules), one row each: name, type, size and
+    number of parameters; the summary the book prints instead of the module's repr."""
+    import pandas as pd
+    rows = []
+    for name, module in net.named_modules():
+        if list(module.children()):
+            continue
+        if hasattr(module, "in_features"):
+            size = f"{module.in_features} -> {module.out_features}"
+        else:
+            size = str(getattr(module, "num_features", ""))
+        rows.append({"layer": name, "type": type(module).__name__, "size": size,
+                     "parameters": sum(p.numel() for p in module.parameters())})
+    return pd.DataFrame(rows)
