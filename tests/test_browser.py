@@ -12,6 +12,7 @@ page it checks that
   MathJax error nodes, no undefined macros);
 * every image has loaded;
 * every internal link points to a page that exists (HTTP 200);
+* Chinese characters are covered by the book's own font (Noto Sans SC, vendored);
 
 and, at a desktop width (1280 px) and a phone width (390 px), that the page
 fits its text column (measured with the browser's layout, see ``_LAYOUT_JS``):
@@ -106,6 +107,13 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+
+    def handle_error(self, request, client_address):
+        # A page closed while a file was still being sent is not an error of the book.
+        import sys
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        super().handle_error(request, client_address)
 
 
 def _missing(reason: str):
@@ -359,6 +367,31 @@ _LAYOUT_JS = r"""
 """
 
 
+# Chinese (CJK) characters in the text must be covered by the book's own font, so that
+# they render on a machine without a CJK font: ask for the faces of "Noto Sans SC"
+# that the page's characters need, then check that loaded faces cover every one.
+_CJK_JS = r"""
+async () => {
+  const root = document.querySelector('article.bd-article') || document.body;
+  const chars = Array.from(new Set(root.innerText.match(/[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]/g) || []));
+  if (!chars.length) return {chars: 0, faces: 0, missing: []};
+  const faces = await document.fonts.load('16px "Noto Sans SC"', chars.join(''));
+  const ranges = [];
+  for (const face of faces) {
+    if (face.status !== 'loaded') continue;
+    for (const part of face.unicodeRange.split(',')) {
+      const m = part.trim().match(/^U\+([0-9a-f?]+)(?:-([0-9a-f]+))?$/i);
+      if (!m) continue;
+      const lo = parseInt(m[1].replace(/\?/g, '0'), 16);
+      const hi = m[2] ? parseInt(m[2], 16) : parseInt(m[1].replace(/\?/g, 'f'), 16);
+      ranges.push([lo, hi]);
+    }
+  }
+  const missing = chars.filter(c => !ranges.some(([lo, hi]) => c.codePointAt(0) >= lo && c.codePointAt(0) <= hi));
+  return {chars: chars.length, faces: faces.length, missing: missing.slice(0, 10)};
+}
+"""
+
 _RAW_TEX = [
     ("$$", re.compile(r"\$\$")),
     ("\\begin{", re.compile(r"\\begin\{")),
@@ -496,6 +529,11 @@ def _visit(
         broken = page.evaluate(_BROKEN_IMAGES_JS)
         if broken:
             problems.append(f"images that did not load: {broken}")
+
+        cjk = page.evaluate(_CJK_JS)
+        if cjk["missing"] or (cjk["chars"] and not cjk["faces"]):
+            problems.append(f"{cjk['chars']} Chinese characters, not covered by the book's "
+                            f"font (Noto Sans SC): {cjk['missing']}")
 
         hrefs = page.evaluate(_LINKS_JS)
         layout = page.evaluate(_LAYOUT_JS)
