@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from .blocks import GaussianHead, mlp_block
+from .runtime import device_of
 from .distributions import log_bernoulli, log_normal, reparameterize, softplus_variance
 
 LIKELIHOODS = ("bernoulli", "gaussian")
@@ -72,7 +73,7 @@ class GenerativeModel(nn.Module):
     def sample(self, n: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Ancestral samples: z_L ~ N(0, I), z_i ~ p(z_i | z_{i+1}), then E[x | z_1].
         Returns ``(x_mean (n, x_dim), [z_1, ..., z_L])``."""
-        device = next(self.parameters()).device
+        device = device_of(self)
         z = torch.randn(n, self.latent[-1], device=device)
         zs = [z]
         for i in reversed(range(self.num_layers - 1)):

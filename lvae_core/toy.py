@@ -46,7 +46,7 @@ class LinearGaussian:
 
     # -- exact quantities -----------------------------------------------------------
     def check(self, x) -> torch.Tensor:
-        return check_data(x, self.x_dim, "gaussian").to(self.dtype)
+        return check_data(x, self.x_dim, binary=False).to(self.dtype)
 
     def log_marginal(self, x: torch.Tensor) -> torch.Tensor:
         """Exact log p(x), (B,)."""

@@ -19,7 +19,7 @@ import torch
 import lvae_core as lv
 from lvae_core import experiments as ex
 from lvae_core import reproduce as R
-from lvae_core import train as T
+from lvae_core import checkpoints
 
 DATA = Path(__file__).parent / "data"
 KEYS = json.loads((DATA / "cache_keys_1577ea6.json").read_text())
@@ -32,18 +32,18 @@ class _Key(Exception):
 
 def _key_of(call):
     """The cache key that ``call`` (which runs ``fit``) looks up, without training."""
-    original = T._try_load
+    original = checkpoints.try_read
 
     def stop(path):
         raise _Key(Path(path).name[:-3])
 
-    T._try_load = stop
+    checkpoints.try_read = stop
     try:
         call()
     except _Key as key:
         return str(key)
     finally:
-        T._try_load = original
+        checkpoints.try_read = original
     raise AssertionError("fit did not look up its cache")
 
 
@@ -64,10 +64,13 @@ def test_reproduce_keys_are_unchanged(fashion, tmp_path):
         config = R.list_configs("all", name)[0]
         data, epochs = variants[label]
         key = _key_of(lambda: R.run_config(config, data, tmp_path, epochs=epochs, eval_k=10,
-                                           compile=mode == "compiled", progress=False,
+                                           compiled=mode == "compiled", progress=False,
                                            checkpoint_every=5, device="cpu"))
         assert key == expected, tag
         checked += 1
+        if label == "protocol" and mode == "compiled":   # the same key, computed directly
+            tc = R.schedule(config, compiled=True)
+            assert checkpoints.cache_key(R.build(config, 784), data.train_x, tc, "cpu")[0] == key
     assert checked == 42
 
 
@@ -88,19 +91,20 @@ def test_fit_keys_are_unchanged(mnist5k):
     def vae(**kw):
         return lv.VAE(hidden=(64,), latent=(8,), **kw)
 
+    def fit(model, data, **fields):
+        return lv.fit(model, data, lv.TrainConfig(**fields), progress=False)
+
     calls = {
-        "k5-elbo": lambda: lv.fit(vae(), mnist5k, epochs=3, k=5, objective="elbo", progress=False),
-        "k5-iwae": lambda: lv.fit(vae(), mnist5k, epochs=3, k=5, progress=False),
-        "adam_eps": lambda: lv.fit(vae(), mnist5k, epochs=3, adam_eps=1e-4, progress=False),
-        "test_every": lambda: lv.fit(vae(), mnist5k, epochs=3, test_every=1, test_k=10,
-                                     progress=False),
-        "tensor-data": lambda: lv.fit(vae(), mnist5k.train_x, epochs=2, progress=False),
-        "no-reset": lambda: lv.fit((torch.manual_seed(3), vae())[1], mnist5k.train_x, epochs=2,
-                                   reset=False, progress=False),
-        "compiled": lambda: lv.fit(vae(), mnist5k, epochs=2, compile=True, device="cpu",
-                                   progress=False),
-        "gaussian": lambda: lv.fit(vae(likelihood="gaussian"), mnist5k, epochs=2,
-                                   progress=False),
+        "k5-elbo": lambda: fit(vae(), mnist5k, epochs=3, k=5, objective="elbo"),
+        "k5-iwae": lambda: fit(vae(), mnist5k, epochs=3, k=5),
+        "adam_eps": lambda: fit(vae(), mnist5k, epochs=3, adam_eps=1e-4),
+        "test_every": lambda: fit(vae(), mnist5k, epochs=3, test_every=1, test_k=10),
+        "tensor-data": lambda: fit(vae(), mnist5k.train_x, epochs=2),
+        "no-reset": lambda: fit((torch.manual_seed(3), vae())[1], mnist5k.train_x, epochs=2,
+                                reset=False),
+        "compiled": lambda: lv.fit(vae(), mnist5k, lv.TrainConfig(epochs=2, compiled=True),
+                                   device="cpu", progress=False),
+        "gaussian": lambda: fit(vae(likelihood="gaussian"), mnist5k, epochs=2),
     }
     for name, call in calls.items():
         assert _key_of(call) == KEYS[f"fit|{name}"], name
@@ -127,19 +131,21 @@ def _strip(history):
 def test_eager_histories_are_bit_identical(name):
     digits = lv.load_dataset("digits")
     model, settings = _history_runs()[name]
-    history = lv.fit(model, digits, cache=False, progress=False, device="cpu", **settings)
+    history = lv.fit(model, digits, lv.TrainConfig(**settings), cache=False, progress=False,
+                     device="cpu")
     assert _strip(history) == HISTORIES[name]
 
 
 def test_an_old_partial_checkpoint_resumes_to_the_same_history(tmp_path):
     digits = lv.load_dataset("digits")
     model, settings = _history_runs()["lvae-warmup"]
-    key = _key_of(lambda: lv.fit(model, digits, cache=tmp_path, checkpoint_every=2,
-                                 progress=False, device="cpu", **settings))
+    config = lv.TrainConfig(**settings)
+    key = _key_of(lambda: lv.fit(model, digits, config, cache=tmp_path, checkpoint_every=2,
+                                 progress=False, device="cpu"))
     partial = torch.load(DATA / "partial_1577ea6_lvae_epoch2.pt", weights_only=True)
     assert partial["epoch"] == 2 and len(partial["history"]["bound"]) == 2
     shutil.copy(DATA / "partial_1577ea6_lvae_epoch2.pt", tmp_path / f"{key}.partial.pt")
-    resumed = lv.fit(model, digits, cache=tmp_path, checkpoint_every=2, progress=False,
-                     device="cpu", **settings)
+    resumed = lv.fit(model, digits, config, cache=tmp_path, checkpoint_every=2, progress=False,
+                     device="cpu")
     assert _strip(resumed) == HISTORIES["lvae-warmup"]
     assert not (tmp_path / f"{key}.partial.pt").exists() and (tmp_path / f"{key}.pt").is_file()
