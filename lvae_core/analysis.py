@@ -21,7 +21,8 @@ def _traces(model, x, n_samples, chunk, seed):
 
 def posterior_means(model, x, n_samples: int = 10, chunk: int = 1000, seed: int | None = 0):
     """E_q[z_i | x] per layer, each ``(B, latent[i])``. The mean of q is averaged over
-    ``n_samples`` samples of the layers it depends on (exact for layers whose q depends on x alone)."""
+    ``n_samples`` samples of the layers it depends on (exact for layers whose q depends on x
+    alone)."""
     parts = [[] for _ in model.latent]
     for trace in _traces(model, x, n_samples, chunk, seed):
         for part, layer in zip(parts, trace.layers):

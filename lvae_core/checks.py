@@ -34,7 +34,8 @@ def check_data(x, x_dim: int, *, binary: bool, name: str = "x") -> torch.Tensor:
         x = x.float()
     bad = (~torch.isfinite(x)).sum().item()
     if bad:
-        raise ValueError(f"{name} contains {bad} NaN or infinite values; clean or drop those examples")
+        raise ValueError(f"{name} contains {bad} NaN or infinite values; clean or drop "
+                         "those examples")
     if binary and x.numel() and not bool(((x == 0) | (x == 1)).all()):
         raise ValueError(
             f"a Bernoulli likelihood needs binary data (0 or 1), but {name} has values in "

@@ -11,8 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 COMPILE_HELP = ("run through torch.compile (training: CUDA graphs on a GPU): faster after a "
                 "compile of up to a minute; the same mathematics, other random draws")
 
@@ -21,7 +19,8 @@ def _ints(text: str) -> list[int]:
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}") from None
     if not values or min(values) < 1:
         raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
     return values
@@ -107,10 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
     from .models import MODELS
 
     parser = argparse.ArgumentParser(prog="python -m lvae_core",
-                                     description="Train and evaluate VAEs, hierarchical VAEs and Ladder VAEs.")
+                                     description="Train and evaluate VAEs, hierarchical "
+                                                 "VAEs and Ladder VAEs.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    train = sub.add_parser("train", help="train a model and write its checkpoint and a results JSON")
+    train = sub.add_parser("train", help="train a model and write its checkpoint and a "
+                                         "results JSON")
     train.add_argument("--model", choices=sorted(MODELS), default="lvae")
     train.add_argument("--data", choices=DATASETS, default="mnist-5k")
     train.add_argument("--arch", choices=sorted(ARCHITECTURES), default=None,
@@ -128,13 +129,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=float, default=1e-3)
     train.add_argument("--warmup-epochs", type=float, default=0)
     train.add_argument("--lr-schedule", choices=("iwae",), default=None)
-    train.add_argument("--k", type=int, default=1, help="importance samples in training (IWAE when > 1)")
+    train.add_argument("--k", type=int, default=1, help="importance samples in training "
+                                                        "(IWAE when > 1)")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
+    train.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best "
+                                                      "available)")
     train.add_argument("--n-train", type=int, default=None)
     train.add_argument("--n-test", type=int, default=None)
     train.add_argument("--eval-k", type=int, default=0,
-                       help="after training, estimate the test log-likelihood with this many samples")
+                       help="after training, estimate the test log-likelihood with this "
+                            "many samples")
     train.add_argument("--checkpoint-every", type=int, default=0)
     train.add_argument("--no-cache", action="store_true")
     train.add_argument("--compile", action="store_true", help=COMPILE_HELP)
@@ -155,7 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from . import reproduce
     reproduce.add_arguments(sub.add_parser(
-        "reproduce", help="run the LVAE / IWAE papers' grids (resumable, shardable) and merge results"))
+        "reproduce", help="run the LVAE / IWAE papers' grids (resumable, shardable) and "
+                          "merge results"))
     return parser
 
 

@@ -94,8 +94,9 @@ def compiled_for(model, key, fn, compiled, device):
 
 
 def _is_compiler_failure(error: Exception) -> bool:
-    """Errors of the compiler itself, not of the user's inputs (which eager code would raise too)."""
+    """Errors of the compiler itself, not of the user's inputs (which eager code would raise
+    too)."""
     names = {c.__name__ for c in type(error).__mro__}
     module = type(error).__module__ or ""
-    return bool(names & {"BackendCompilerFailed", "InductorError", "CppCompileError",
-                         "InvalidCxxCompiler"}) or module.startswith(("torch._dynamo", "torch._inductor"))
+    compiler = {"BackendCompilerFailed", "InductorError", "CppCompileError", "InvalidCxxCompiler"}
+    return bool(names & compiler) or module.startswith(("torch._dynamo", "torch._inductor"))

@@ -113,8 +113,8 @@ def _positive(name, value, kind=numbers.Real, zero=False):
     ok = isinstance(value, kind) and not isinstance(value, bool) and math.isfinite(value)
     if not ok or value < 0 or (value == 0 and not zero):
         bound = ">= 0" if zero else "> 0"
-        raise ValueError(f"{name} must be {'an integer' if kind is numbers.Integral else 'a number'}"
-                         f" {bound}, got {value!r}")
+        what = "an integer" if kind is numbers.Integral else "a number"
+        raise ValueError(f"{name} must be {what} {bound}, got {value!r}")
 
 
 @dataclass(frozen=True)

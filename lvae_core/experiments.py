@@ -13,7 +13,7 @@ The architecture is the Ladder VAE paper's (``configs.sonderby2016``; Sønderby 
 2016): MLP blocks of 512-256-128-64-32 units between stochastic layers of 64-32-16-8-4
 Gaussian units, leaky ReLU, batch norm, Bernoulli likelihood. A model with L layers keeps
 the first L entries. Training is short (the paper trains 2000 epochs on 60,000 images);
-the settings are ``training_config()``.
+the settings are ``training_settings()``.
 """
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def book_data() -> Dataset:
     return pick(data, data.subset(1000, 200))
 
 
-def training_config() -> TrainConfig:
+def training_settings() -> TrainConfig:
     """The training configuration the chapters share: Adam with lr 1e-3, batch 256, dynamic
     binarization, a linear KL warm-up over the first quarter of training, seed 0. (The
     paper: lr 2e-4, 2000 epochs, warm-up over 200; far beyond a laptop chapter.)"""
@@ -58,12 +58,12 @@ def make_model(kind: str = "hvae", n_layers: int = 5, seed: int = 0) -> LatentVa
 
 def train(kind: str = "hvae", n_layers: int = 5, data: Dataset | None = None, *,
           progress: bool = False, **changes) -> tuple[LatentVariableModel, dict]:
-    """Train (or load from the cache) a model with ``training_config()``, with ``changes``
+    """Train (or load from the cache) a model with ``training_settings()``, with ``changes``
     to its fields (``warmup_epochs=0``, say). Returns ``(model in eval mode, history)``;
     ``history["wall_seconds"]`` is the time this call took (near zero when the cache had it)."""
     data = book_data() if data is None else data
     model = make_model(kind, n_layers)
     start = time.perf_counter()
-    history = fit(model, data, training_config().replace(**changes), progress=progress)
+    history = fit(model, data, training_settings().replace(**changes), progress=progress)
     history = dict(history, wall_seconds=time.perf_counter() - start)
     return model.eval(), history

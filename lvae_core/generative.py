@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from .blocks import GaussianHead, mlp_block
-from .runtime import device_of
 from .distributions import log_bernoulli, log_normal, reparameterize, softplus_variance
+from .runtime import device_of
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 
@@ -43,11 +43,13 @@ class GenerativeModel(nn.Module):
         return len(self.latent)
 
     def prior(self, i: int, z_above: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(mu_p, var_p) of p(z_i | z_{i+1}) for ``i < L-1``, from ``z_above`` = z_{i+1} ``(rows, latent[i+1])``."""
+        """(mu_p, var_p) of p(z_{i+1} | z_{i+2}) in the paper's indices: code layer ``i``
+        (0-based, ``i < L-1``) from ``z_above``, code layer ``i + 1``, ``(rows, latent[i+1])``."""
         return self.top_down[i](z_above)
 
     def decode(self, z1: torch.Tensor):
-        """Parameters of p(x | z_1): logits ``(rows, x_dim)`` (Bernoulli), or (mean, var) (Gaussian)."""
+        """Parameters of p(x | z_1): logits ``(rows, x_dim)`` (Bernoulli), or (mean, var)
+        (Gaussian)."""
         out = self.decoder(z1)
         if self.likelihood == "bernoulli":
             return out

@@ -18,8 +18,8 @@ from torch import nn
 from .checks import check_data, check_k
 from .configs import LVAE_HIDDEN, LVAE_LATENT
 from .generative import GenerativeModel
-from .runtime import device_of
 from .inference import BottomUpInference, LadderInference, LayerSample
+from .runtime import device_of
 
 
 @dataclass
@@ -116,7 +116,8 @@ class LatentVariableModel(nn.Module):
 
     # -- the one pass ---------------------------------------------------------------
     def check(self, x) -> torch.Tensor:
-        """``x`` validated and flattened to ``(B, x_dim)`` on the model's device (see ``checks``)."""
+        """``x`` validated and flattened to ``(B, x_dim)`` on the model's device (see
+        ``checks``)."""
         binary = self.config["likelihood"] == "bernoulli"
         return check_data(x, self.x_dim, binary=binary).to(self.device)
 

@@ -228,15 +228,20 @@ def markdown(summary: dict, out=None) -> str:
     lines = [f"# Reproduction results ({', '.join(summary['data'])})", ""]
     if summary["shortened"]:
         lines += [
-            "**Shortened protocol.** These numbers come from a shortened protocol (far fewer epochs "
+            "**Shortened protocol.** These numbers come from a shortened protocol (far "
+            "fewer epochs "
             "than published, possibly a subset of the data and of the test set, and fewer "
             "importance samples); they are not comparable with the published numbers, which are "
             "shown only for scale. Full protocols, one command each (a GPU):", "",
-            "    python -m lvae_core reproduce --data mnist --grid lvae --eval-k 5000 --out results/lvae-mnist",
-            "    python -m lvae_core reproduce --data mnist --grid iwae --eval-k 5000 --out results/iwae-mnist",
-            "    python -m lvae_core reproduce --data fashion-mnist --grid all --eval-k 5000 --out results/fashion-mnist",
+            "    python -m lvae_core reproduce --data mnist --grid lvae --eval-k 5000 --out "
+            "results/lvae-mnist",
+            "    python -m lvae_core reproduce --data mnist --grid iwae --eval-k 5000 --out "
+            "results/iwae-mnist",
+            "    python -m lvae_core reproduce --data fashion-mnist --grid all --eval-k "
+            "5000 --out results/fashion-mnist",
             "",
-            "Add `--shard i/n` to spread a grid over n GPUs, then `python -m lvae_core reproduce --merge <out>`.",
+            "Add `--shard i/n` to spread a grid over n GPUs, then `python -m lvae_core "
+            "reproduce --merge <out>`.",
             "",
         ]
     made = Path(out) / "commands.txt" if out is not None else None
@@ -245,7 +250,8 @@ def markdown(summary: dict, out=None) -> str:
         lines += [f"    {line}" for line in made.read_text().splitlines() if line.strip()]
         lines += [""]
     lines += [
-        "| configuration | data | train / test | epochs (published) | train k | eval k | test NLL | "
+        "| configuration | data | train / test | epochs (published) | train k | eval k | "
+        "test NLL | "
         "test -ELBO | active units | train s | published NLL | source |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -258,8 +264,10 @@ def markdown(summary: dict, out=None) -> str:
             f"{'-'.join(str(a) for a in r['active_units'])} | {r['train_seconds']:.0f} | {pub} | "
             f"{r.get('published_source') or ''} |")
     lines += ["", "Test NLL: -log p(x) in nats, importance-sampled with `eval k` samples "
-              "(± one standard error over test images; differences between models on the same images "
-              "are more precise than that). Train s: training wall-clock seconds as recorded by `fit`. Active units: per layer from z_1 "
+              "(± one standard error over test images; differences between models on the "
+              "same images "
+              "are more precise than that). Train s: training wall-clock seconds as "
+              "recorded by `fit`. Active units: per layer from z_1 "
               "upwards, Cov_x(E_q[u|x]) > 0.01 (Burda et al., 2016). Device: "
               f"{', '.join(sorted({r['device'] for r in rows}))}.", ""]
     return "\n".join(lines)
@@ -274,7 +282,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--grid", choices=GRIDS, default="all")
     parser.add_argument("--only", default=None,
                         help="comma-separated names or glob patterns, e.g. 'lvae-L5-*,iwae-L1-k50'")
-    parser.add_argument("--epochs", type=int, default=None, help="train every configuration this many epochs")
+    parser.add_argument("--epochs", type=int, default=None, help="train every configuration "
+                                                                 "this many epochs")
     parser.add_argument("--epochs-scale", type=float, default=1.0,
                         help="train this share of the published epochs (e.g. 0.01)")
     parser.add_argument("--eval-k", type=int, default=5000)
@@ -283,10 +292,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None)
     parser.add_argument("--checkpoint-every", type=int, default=50)
-    parser.add_argument("--shard", default=None, help="i/n: run the configurations with index %% n == i")
+    parser.add_argument("--shard", default=None, help="i/n: run the configurations with "
+                                                      "index %% n == i")
     parser.add_argument("--out", default="results/reproduce")
-    parser.add_argument("--force", action="store_true", help="run again even when runs/<name>.json exists")
-    parser.add_argument("--list", action="store_true", help="print the selected configurations and stop")
+    parser.add_argument("--force", action="store_true", help="run again even when "
+                                                             "runs/<name>.json exists")
+    parser.add_argument("--list", action="store_true", help="print the selected "
+                                                            "configurations and stop")
     parser.add_argument("--merge", metavar="OUT", default=None,
                         help="only gather OUT/runs/*.json into OUT/results.json and results.md")
     parser.add_argument("--no-progress", action="store_true")

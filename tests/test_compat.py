@@ -9,7 +9,6 @@ mode) and of a few ``fit`` settings; three eager training histories; and a parti
 checkpoint written after epoch 2 of 4.
 """
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -17,9 +16,9 @@ import pytest
 import torch
 
 import lvae_core as lv
+from lvae_core import checkpoints
 from lvae_core import experiments as ex
 from lvae_core import reproduce as R
-from lvae_core import checkpoints
 
 DATA = Path(__file__).parent / "data"
 KEYS = json.loads((DATA / "cache_keys_1577ea6.json").read_text())
