@@ -219,7 +219,7 @@ def snapshot_dir(config: Config, out) -> Path:
 
 def run_config(config: Config, data, out, *, epochs=None, epochs_scale=1.0, eval_k=5000,
                seed=0, device=None, checkpoint_every=0, progress=True, cache=True,
-               compile=False, ship_model=False) -> dict:
+               compile=False, ship_model=False, precision="fp32") -> dict:
     """Train (or load from ``fit``'s cache) and evaluate one configuration; write and return
     its result, which ``<out>/runs/<name>.json`` holds. ``compile``: see ``fit`` and
     ``log_likelihood`` (faster; the same mathematics, other random draws). Also written:
@@ -235,7 +235,7 @@ def run_config(config: Config, data, out, *, epochs=None, epochs_scale=1.0, eval
     t0 = time.perf_counter()
     history = fit(model, data, seed=seed, device=device, cache=cache, progress=progress,
                   checkpoint_every=checkpoint_every if s["epochs"] > checkpoint_every else 0,
-                  compile=compile, snapshot_epochs=curve_epochs(s["epochs"]),
+                  compile=compile, snapshot_epochs=curve_epochs(s["epochs"]), precision=precision,
                   snapshot_dir=snapshot_dir(config, out) if cache else None, **s)
     train_seconds = time.perf_counter() - t0
     x = data.test_binary
@@ -261,10 +261,12 @@ def run_config(config: Config, data, out, *, epochs=None, epochs_scale=1.0, eval
         train_seconds_this_run=train_seconds, train_seconds=sum(history["seconds"]),
         eval_seconds=eval_seconds, device=str(next(model.parameters()).device),
         torch=torch.__version__, machine=platform.machine(), compiled=bool(compile),
+        precision=precision,
     )
     _write_json(result, runs / f"{config.name}.json")
     if cache:
-        evaluate_curve(config, data, out, seed=seed, device=device, progress=progress)
+        evaluate_curve(config, data, out, seed=seed, device=device, progress=progress,
+                       compile=compile)
     return result
 
 
@@ -313,7 +315,8 @@ def load_shipped(path, device=None):
     return model.to(choose_device(device)).eval(), ckpt["history"]
 
 
-def evaluate_curve(config: Config, data, out, *, seed=0, device=None, progress=True) -> list:
+def evaluate_curve(config: Config, data, out, *, seed=0, device=None, progress=True,
+                   compile=False) -> list:
     """Evaluate every saved snapshot of ``config``'s run not yet in ``<name>.curve.json``:
     per epoch, L_k with k = ``CURVE_K`` and the ELBO on the first ``CURVE_IMAGES`` test
     images (the same images for every run and epoch), active units and KL per layer.
@@ -331,7 +334,7 @@ def evaluate_curve(config: Config, data, out, *, seed=0, device=None, progress=T
             continue
         model, history = load_checkpoint(snap, device)
         ll, elbo = log_likelihood(model, x, k=CURVE_K, seed=seed, return_elbo=True,
-                                  progress=progress)
+                                  progress=progress, compile=compile)
         points.append(dict(epoch=epoch, test_nll=-ll.mean().item(),
                            test_nll_sem=ll.std().item() / math.sqrt(len(ll)),
                            test_elbo=elbo.mean().item(), active_units=active_units(model, x),
@@ -551,6 +554,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--merge", metavar="OUT", default=None,
                         help="only gather OUT/runs/*.json into OUT/results.json and results.md")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                        help="bf16: the training step's matrix products in bfloat16 (log "
+                             "densities, optimizer and evaluation stay float32)")
     parser.add_argument("--ship-models", action="store_true",
                         help="also save each trained model in float16 to OUT/models/<name>.pt")
     parser.add_argument("--curves", action="store_true",
@@ -597,14 +603,14 @@ def main(args) -> int:
     if args.curves:
         for c in configs:
             evaluate_curve(c, data, args.out, seed=args.seed, device=args.device,
-                           progress=not args.no_progress)
+                           progress=not args.no_progress, compile=args.compile)
         print(markdown(merge(args.out), args.out))
         return 0
     _record_command(Path(args.out))
     run(configs, data, args.out, force=args.force, progress=not args.no_progress,
         epochs=args.epochs, epochs_scale=args.epochs_scale, eval_k=args.eval_k, seed=args.seed,
         device=args.device, checkpoint_every=args.checkpoint_every, compile=args.compile,
-        ship_model=args.ship_models)
+        ship_model=args.ship_models, precision=args.precision)
     summary = merge(args.out)
     print(markdown(summary))
     return 0
