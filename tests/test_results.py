@@ -126,3 +126,16 @@ def test_run_writes_curves_per_image_values_and_paired_tables(tmp_path):
     assert sorted(curves) == [1, 3] and curves[3].shape == (120,)
     text = (out / "results.md").read_text()
     assert "## Learning curves" in text
+
+
+def test_paired_table_rows_match_the_t_test():
+    rng = np.random.default_rng(2)
+    base = rng.normal(-100.0, 20.0, size=300)
+    ll = {"x": base + rng.normal(0.0, 1.0, size=300), "y": base,
+          "w": base - 1.0 + rng.normal(0.0, 0.1, size=300)}
+    table = comparison.paired_table(ll, [("x", "y"), ("w", "y")])
+    assert list(table.index) == ["x − y", "w − y"]
+    t = stats.ttest_rel(ll["x"], ll["y"]).statistic
+    assert table.loc["x − y", "z"] == pytest.approx(-t, abs=0.05)
+    assert table.loc["w − y", "ΔNLL (nats)"] == pytest.approx(1.0, abs=0.02)
+    assert table.loc["w − y", "verdict"] == "b better"
