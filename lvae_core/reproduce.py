@@ -219,7 +219,7 @@ def snapshot_dir(config: Config, out) -> Path:
 
 def run_config(config: Config, data, out, *, epochs=None, epochs_scale=1.0, eval_k=5000,
                seed=0, device=None, checkpoint_every=0, progress=True, cache=True,
-               compile=False, ship_model=False, precision="fp32") -> dict:
+               compile=False, ship_model=False, precision="fp32", curves=True) -> dict:
     """Train (or load from ``fit``'s cache) and evaluate one configuration; write and return
     its result, which ``<out>/runs/<name>.json`` holds. ``compile``: see ``fit`` and
     ``log_likelihood`` (faster; the same mathematics, other random draws). Also written:
@@ -235,8 +235,9 @@ def run_config(config: Config, data, out, *, epochs=None, epochs_scale=1.0, eval
     t0 = time.perf_counter()
     history = fit(model, data, seed=seed, device=device, cache=cache, progress=progress,
                   checkpoint_every=checkpoint_every if s["epochs"] > checkpoint_every else 0,
-                  compile=compile, snapshot_epochs=curve_epochs(s["epochs"]), precision=precision,
-                  snapshot_dir=snapshot_dir(config, out) if cache else None, **s)
+                  compile=compile, precision=precision,
+                  snapshot_epochs=curve_epochs(s["epochs"]) if cache and curves else (),
+                  snapshot_dir=snapshot_dir(config, out) if cache and curves else None, **s)
     train_seconds = time.perf_counter() - t0
     x = data.test_binary
     t0 = time.perf_counter()
@@ -264,7 +265,7 @@ def run_config(config: Config, data, out, *, epochs=None, epochs_scale=1.0, eval
         precision=precision,
     )
     _write_json(result, runs / f"{config.name}.json")
-    if cache:
+    if cache and curves:
         evaluate_curve(config, data, out, seed=seed, device=device, progress=progress,
                        compile=compile)
     return result
@@ -559,6 +560,8 @@ def add_arguments(parser) -> None:
                              "densities, optimizer and evaluation stay float32)")
     parser.add_argument("--ship-models", action="store_true",
                         help="also save each trained model in float16 to OUT/models/<name>.pt")
+    parser.add_argument("--no-curves", action="store_true",
+                        help="do not evaluate the learning-curve snapshots after training")
     parser.add_argument("--curves", action="store_true",
                         help="only evaluate the learning-curve snapshots saved so far (runs "
                              "may still be training), then merge")
@@ -610,7 +613,7 @@ def main(args) -> int:
     run(configs, data, args.out, force=args.force, progress=not args.no_progress,
         epochs=args.epochs, epochs_scale=args.epochs_scale, eval_k=args.eval_k, seed=args.seed,
         device=args.device, checkpoint_every=args.checkpoint_every, compile=args.compile,
-        ship_model=args.ship_models, precision=args.precision)
+        ship_model=args.ship_models, precision=args.precision, curves=not args.no_curves)
     summary = merge(args.out)
     print(markdown(summary))
     return 0
