@@ -29,6 +29,8 @@ ADAM_EPS = 1e-8
 #: Learning-rate schedules ``fit`` knows (see ``train.LR_SCHEDULES``).
 LR_SCHEDULE_NAMES = (None, "iwae")
 MODEL_KINDS = ("vae", "hvae", "lvae")
+#: Precisions of the training step's matrix products.
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,9 @@ class TrainConfig:
     samples on the test set (its own random stream: the training numbers do not change).
     ``compiled``: run the training step through ``torch.compile`` (True, or a mode; see
     ``lvae_core.compiling``): faster, the same mathematics, not bit-identical, cached apart.
+    ``precision``: ``"fp32"``, or ``"bf16"`` to run the training step's matrix products in
+    bfloat16 (autocast) while every other operation, the optimizer and every evaluation stay
+    in float32 (each dense layer's output is cast back to float32); cached apart.
     """
     epochs: int
     batch_size: int = 256
@@ -153,6 +158,7 @@ class TrainConfig:
     test_every: int = 0
     test_k: int = 1
     compiled: bool | str = False
+    precision: str = "fp32"
 
     def __post_init__(self):
         _positive("epochs", self.epochs, numbers.Integral)
@@ -174,6 +180,8 @@ class TrainConfig:
         if self.lr_schedule not in LR_SCHEDULE_NAMES:
             raise ValueError(f"unknown lr_schedule {self.lr_schedule!r}; expected one of "
                              f"{list(LR_SCHEDULE_NAMES)}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.compiled not in (True, False, None, *MODES):
             raise ValueError(f"compiled must be True, False or one of {list(MODES)}, "
                              f"got {self.compiled!r}")
@@ -197,6 +205,8 @@ class TrainConfig:
             fields["objective"] = "elbo"
         if self.adam_eps != ADAM_EPS:
             fields["adam_eps"] = self.adam_eps
+        if self.precision != "fp32":
+            fields["precision"] = self.precision
         mode = resolve_mode(self.compiled, device)
         if mode is not None:
             fields["compile"] = mode

@@ -148,7 +148,7 @@ def shard(configs: list[Config], i: int, n: int) -> list[Config]:
 
 
 def schedule(config: Config, epochs: int | None = None, epochs_scale: float = 1.0, *,
-             seed: int = 0, compiled=False) -> TrainConfig:
+             seed: int = 0, compiled=False, precision: str = "fp32") -> TrainConfig:
     """The training configuration of ``config``: the published protocol, or a shorter one
     with ``epochs`` (or ``epochs_scale`` times the published epochs); the warm-up keeps its
     share of the epochs."""
@@ -159,7 +159,7 @@ def schedule(config: Config, epochs: int | None = None, epochs_scale: float = 1.
                        batch_size=p["batch_size"], lr_schedule=p["lr_schedule"],
                        init_output_bias=p["init_output_bias"], k=config.k,
                        objective=config.objective, adam_eps=p.get("adam_eps", 1e-8),
-                       seed=seed, compiled=compiled)
+                       seed=seed, compiled=compiled, precision=precision)
 
 
 def published(data_name: str, name: str):

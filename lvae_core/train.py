@@ -182,6 +182,31 @@ def _train(run: _Run, train_x: torch.Tensor) -> dict:
         run.history, run.start_epoch = ckpt.restore_partial(partial, model, optimizer,
                                                             generator, device)
     step = _Step(model, config, device)
+    hooks = _float32_outputs(model) if config.precision != "fp32" else []
+    try:
+        _epochs(run, step, optimizer, x_all, generator)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    model.eval()
+    if run.folder is not None:
+        ckpt.save(run.state(config.epochs), run.path(".pt"))
+        partial_path = run.path(".partial.pt")
+        if partial_path.exists():
+            partial_path.unlink()
+    return run.history
+
+
+def _float32_outputs(model):
+    """Cast every dense layer's output to float32 (under bf16 autocast only the matrix
+    products run in bfloat16); returns the hook handles."""
+    return [m.register_forward_hook(lambda module, args, out: out.float())
+            for m in model.modules() if isinstance(m, torch.nn.Linear)]
+
+
+def _epochs(run: "_Run", step, optimizer, x_all, generator) -> None:
+    """The epochs from ``run.start_epoch`` on: train, record, check, save."""
+    model, config = run.model, run.config
     last_good = copy.deepcopy(model.state_dict())
     epochs = range(run.start_epoch, config.epochs)
     bar = _progress_bar(model, run.start_epoch, config.epochs) if run.progress else None
@@ -202,13 +227,6 @@ def _train(run: _Run, train_x: torch.Tensor) -> dict:
         _save_progress(run, epoch + 1, optimizer, generator)
     if bar is not None:
         bar.close()
-    model.eval()
-    if run.folder is not None:
-        ckpt.save(run.state(config.epochs), run.path(".pt"))
-        partial_path = run.path(".partial.pt")
-        if partial_path.exists():
-            partial_path.unlink()
-    return run.history
 
 
 def _progress_bar(model, start: int, total: int):
@@ -228,7 +246,9 @@ class _Step:
         self.bound = iwae_bound if config.objective == "iwae" and config.k > 1 else elbo
         mode = resolve_mode(config.compiled, device)
         self.eager = mode is None
-        self.terms = compile_function(_terms(model, config.k, self.bound), mode, device)
+        self.bf16 = config.precision == "bf16"
+        self.terms = compile_function(_terms(model, config.k, self.bound, self.bf16), mode,
+                                      device)
         # CUDA graphs (compile "reduce-overhead" on a GPU) reuse their output memory; marking
         # each step's start tells PyTorch that the previous step's outputs are not needed.
         self.graphs = device.type == "cuda" and mode == "reduce-overhead"
@@ -238,7 +258,7 @@ class _Step:
     def __call__(self, xb, beta: float, optimizer):
         if self.graphs:
             torch.compiler.cudagraph_mark_step_begin()
-        if self.eager and beta == 1.0:
+        if self.eager and beta == 1.0 and not self.bf16:
             loss, report, kl_part = _terms_at_one(self.model, self.config.k, self.bound, xb)
         else:
             self.beta.fill_(beta)
@@ -251,12 +271,14 @@ class _Step:
         return report, kl_part
 
 
-def _terms(model, k, bound):
+def _terms(model, k, bound, bf16=False):
     """The differentiable part of a step: the loss -bound(log w_beta), and for the history
     the bound at beta = 1 (summed over the batch) and the KL per unit (mean over the k
-    samples, summed over the batch), all from the same k samples."""
+    samples, summed over the batch), all from the same k samples. ``bf16``: the model's
+    matrix products under bfloat16 autocast (``_float32_outputs`` casts them back)."""
     def terms(xb, beta):
-        trace = model.trace(xb, k, check=False)
+        with torch.autocast(xb.device.type, dtype=torch.bfloat16, enabled=bf16):
+            trace = model.trace(xb, k, check=False)
         report = bound(trace.log_w).detach().sum()
         loss = -bound(trace.log_w_beta(beta)).mean()
         return loss, report, _kl_part(trace)
