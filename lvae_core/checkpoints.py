@@ -66,9 +66,12 @@ def read(path) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        first = (str(err).strip().splitlines() or [""])[0][:160]
+        first = (str(err).strip().splitlines() or [""])[0]
+        # torch's unpickling errors open with advice about weights_only that does not apply
+        detail = "" if first.startswith("Weights only load failed") or not first \
+            else f": {first[:120]}"
         raise CheckpointError(
-            f"{path} is not a readable checkpoint ({type(err).__name__}: {first}). It is "
+            f"{path} is not a readable checkpoint ({type(err).__name__}{detail}). It is "
             "probably truncated or damaged (an interrupted copy or download?): copy or "
             "download it again, or delete it and train again (fit writes a new one)") from None
     missing = [k for k in ("kind", "config", "state_dict") if k not in getattr(ckpt, "keys",

@@ -148,3 +148,18 @@ def test_an_old_partial_checkpoint_resumes_to_the_same_history(tmp_path):
                      device="cpu")
     assert _strip(resumed) == HISTORIES["lvae-warmup"]
     assert not (tmp_path / f"{key}.partial.pt").exists() and (tmp_path / f"{key}.pt").is_file()
+
+
+def test_a_damaged_checkpoint_names_the_file_and_what_to_do(tmp_path, capsys):
+    from lvae_core.cli import main as cli_main
+    bad = tmp_path / "model.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(lv.CheckpointError, match="model.pt is not a readable checkpoint") as err:
+        lv.load_checkpoint(bad)
+    assert "train again" in str(err.value) and "weights_only" not in str(err.value)
+    assert cli_main(["evaluate", "--checkpoint", str(bad), "--data", "digits", "--k", "2"]) == 2
+    message = capsys.readouterr().err
+    assert str(bad) in message and "delete it and train again" in message
+    torch.save({"weights": torch.zeros(2)}, bad)          # a PyTorch file, not a checkpoint
+    with pytest.raises(lv.CheckpointError, match="not an lvae_core checkpoint"):
+        lv.load_checkpoint(bad)
