@@ -79,3 +79,17 @@ def differences_markdown(rows: list[dict]) -> list[str]:
         lines.append(f"| {r['a']} − {r['b']} | {r['what']} | {r['delta_nll']:+.2f} | "
                      f"{r['se']:.2f} | {r['z']:+.1f} | {r['n']} | {r['verdict']} |")
     return lines
+
+
+def paired_table(per_image: dict, pairs, level: float = 2.0):
+    """A pandas table of paired differences, one row per ``(a, b)`` pair of names in
+    ``per_image`` (``{name: per-image log-likelihoods on the same images}``): ΔNLL, its
+    paired SE, z, and the verdict at ``level`` SE. For printing in a chapter."""
+    import pandas as pd
+    rows = []
+    for a, b in pairs:
+        r = paired_difference(per_image[a], per_image[b])
+        rows.append({"comparison (a − b)": f"{a} − {b}", "ΔNLL (nats)": round(r["delta_nll"], 2),
+                     "paired SE": round(r["se"], 2), "z": round(r["z"], 1),
+                     "images": r["n"], "verdict": verdict(r, level)})
+    return pd.DataFrame(rows).set_index("comparison (a − b)")

@@ -106,9 +106,12 @@ def pca_layers(embeddings, labels, axes=None, title_prefix: str = ""):
         axes = axes[0]
     for i, ((emb, ratio), ax) in enumerate(zip(embeddings, axes)):
         scatter_by_label(emb, labels, ax=ax, legend=(i == len(embeddings) - 1))
-        ax.set_title(f"{title_prefix}$z_{i + 1}$: {100 * ratio[:2].sum():.0f} % of the variance")
-        ax.set_xticks([]); ax.set_yticks([])
-        ax.set_xlabel("PC 1"); ax.set_ylabel("PC 2")
+        share = 100 * ratio[:2].sum()
+        ax.set_title(f"{title_prefix}$z_{i + 1}$: {share:.0f} % of the variance")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_xlabel("PC 1")
+        ax.set_ylabel("PC 2")
     return axes
 
 
@@ -128,13 +131,15 @@ def kl_heatmap(kl_units, ax=None, title: str | None = None, vmax: float | None =
                        interpolation="nearest")
         for y in bounds:
             ax.axhline(y - 0.5, color="white", lw=0.8)
-        ax.set_xlabel("epoch"); ax.set_ylabel("unit (layers from z1 down to zL)")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("unit (layers from z1 down to zL)")
     else:
         width = max(len(u) for u in kl_units)
         matrix = np.full((width, len(kl_units)), np.nan)
         for i, u in enumerate(kl_units):
             matrix[:len(u), i] = np.asarray(torch.as_tensor(u).cpu())
-        im = ax.imshow(matrix, aspect="auto", cmap="magma", vmin=0, vmax=vmax, interpolation="nearest")
+        im = ax.imshow(matrix, aspect="auto", cmap="magma", vmin=0, vmax=vmax,
+                       interpolation="nearest")
         ax.set_xticks(range(len(kl_units)), [f"z{i + 1}" for i in range(len(kl_units))])
         ax.set_ylabel("unit")
     ax.grid(False)
@@ -149,10 +154,16 @@ def kl_heatmap(kl_units, ax=None, title: str | None = None, vmax: float | None =
 # shows as HTML tables), in place of the reprs of dicts and modules.
 
 
-def settings_table(settings: dict, column: str = "value"):
-    """A dict of settings (``fit``'s keyword arguments, a model configuration) as a
-    one-column table, one row per setting; tuples are written ``512-256-128``."""
+def settings_table(settings, column: str = "value"):
+    """Settings as a one-column table, one row per setting: a dict (a model configuration)
+    or a dataclass such as ``TrainConfig`` (then the fields that differ from their
+    defaults); tuples are written ``512-256-128``."""
+    import dataclasses
+
     import pandas as pd
+    if dataclasses.is_dataclass(settings):
+        settings = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)
+                    if getattr(settings, f.name) != f.default}
 
     def cell(value):
         if isinstance(value, (tuple, list)):
