@@ -140,7 +140,10 @@ class TrainConfig:
     ``lvae_core.compiling``): faster, the same mathematics, not bit-identical, cached apart.
     ``precision``: ``"fp32"``, or ``"bf16"`` to run the training step's matrix products in
     bfloat16 (autocast) while every other operation, the optimizer and every evaluation stay
-    in float32 (each dense layer's output is cast back to float32); cached apart.
+    in float32 (each dense layer's output is cast back to float32); cached apart. Only worth it
+    where the hardware multiplies bfloat16 natively (AVX-512 BF16 or AMX, recent GPUs): on an
+    AVX2-only CPU a bfloat16 product of the LVAE's sizes is about 8 times slower than float32
+    (``benchmarks/bench_precision.py``).
     """
     epochs: int
     batch_size: int = 256
