@@ -219,7 +219,7 @@ def snapshot_dir(config: Config, out) -> Path:
 
 def run_config(config: Config, data, out, *, epochs=None, epochs_scale=1.0, eval_k=5000,
                seed=0, device=None, checkpoint_every=0, progress=True, cache=True,
-               compile=False, ship_model=False) -> dict:
+               compile=False, ship_model=False, precision="fp32") -> dict:
     """Train (or load from ``fit``'s cache) and evaluate one configuration; write and return
     its result, which ``<out>/runs/<name>.json`` holds. ``compile``: see ``fit`` and
     ``log_likelihood`` (faster; the same mathematics, other random draws). Also written:
@@ -235,7 +235,7 @@ def run_config(config: Config, data, out, *, epochs=None, epochs_scale=1.0, eval
     t0 = time.perf_counter()
     history = fit(model, data, seed=seed, device=device, cache=cache, progress=progress,
                   checkpoint_every=checkpoint_every if s["epochs"] > checkpoint_every else 0,
-                  compile=compile, snapshot_epochs=curve_epochs(s["epochs"]),
+                  compile=compile, snapshot_epochs=curve_epochs(s["epochs"]), precision=precision,
                   snapshot_dir=snapshot_dir(config, out) if cache else None, **s)
     train_seconds = time.perf_counter() - t0
     x = data.test_binary
@@ -261,10 +261,12 @@ def run_config(config: Config, data, out, *, epochs=None, epochs_scale=1.0, eval
         train_seconds_this_run=train_seconds, train_seconds=sum(history["seconds"]),
         eval_seconds=eval_seconds, device=str(next(model.parameters()).device),
         torch=torch.__version__, machine=platform.machine(), compiled=bool(compile),
+        precision=precision,
     )
     _write_json(result, runs / f"{config.name}.json")
     if cache:
-        evaluate_curve(config, data, out, seed=seed, device=device, progress=progress)
+        evaluate_curve(config, data, out, seed=seed, device=device, progress=progress,
+                       compile=compile)
     return result
 
 
@@ -313,7 +315,8 @@ def load_shipped(path, device=None):
     return model.to(choose_device(device)).eval(), ckpt["history"]
 
 
-def evaluate_curve(config: Config, data, out, *, seed=0, device=None, progress=True) -> list:
+def evaluate_curve(config: Config, data, out, *, seed=0, device=None, progress=True,
+                   compile=False) -> list:
     """Evaluate every saved snapshot of ``config``'s run not yet in ``<name>.curve.json``:
     per epoch, L_k with k = ``CURVE_K`` and the ELBO on the first ``CURVE_IMAGES`` test
     images (the same images for every run and epoch), active units and KL per layer.
@@ -331,7 +334,7 @@ def evaluate_curve(config: Config, data, out, *, seed=0, device=None, progress=T
             continue
         model, history = load_checkpoint(snap, device)
         ll, elbo = log_likelihood(model, x, k=CURVE_K, seed=seed, return_elbo=True,
-                                  progress=progress)
+                                  progress=progress, compile=compile)
         points.append(dict(epoch=epoch, test_nll=-ll.mean().item(),
                            test_nll_sem=ll.std().item() / math.sqrt(len(ll)),
                            test_elbo=elbo.mean().item(), active_units=active_units(model, x),
@@ -339,9 +342,34 @@ def evaluate_curve(config: Config, data, out, *, seed=0, device=None, progress=T
                            train_bound=history["bound"][-1],
                            train_seconds=sum(history["seconds"])))
         points.sort(key=lambda p: p["epoch"])
+        _save_curve_images(path.with_suffix(".npz"), epoch, ll)
         _write_json(dict(name=config.name, data=data.name, n_images=int(x.shape[0]),
                          k=CURVE_K, points=points), path)
     return points
+
+
+def _save_curve_images(path: Path, epoch: int, ll: torch.Tensor) -> None:
+    """Add the per-image log-likelihoods of one learning-curve epoch to ``path`` (npz, one
+    array per epoch, ``epoch00010``), for paired differences between runs at that epoch."""
+    import numpy as np
+    arrays = {}
+    if path.is_file():
+        with np.load(path) as f:
+            arrays = {key: f[key] for key in f.files}
+    arrays[f"epoch{epoch:05d}"] = ll.double().numpy()
+    tmp = path.with_suffix(f".{time.time_ns()}.tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    tmp.replace(path)
+
+
+def load_curve_images(out, name: str) -> dict:
+    """A run's per-image learning-curve log-likelihoods: ``{epoch: numpy array}``."""
+    import numpy as np
+    path = Path(out) / "runs" / f"{name}.curve.npz"
+    if not path.is_file():
+        return {}
+    with np.load(path) as f:
+        return {int(key[len("epoch"):]): f[key] for key in f.files}
 
 
 def run(configs: list[Config], data, out, *, force=False, progress=True, **options) -> list[dict]:
@@ -377,8 +405,9 @@ def _order(row) -> tuple:
 def merge(out) -> dict:
     """Gather ``<out>/runs/*.json`` into ``<out>/results.json`` and ``<out>/results.md``."""
     out = Path(out)
-    paths = sorted((out / "runs").glob("*.json"))
-    if not paths:
+    paths = [p for p in sorted((out / "runs").glob("*.json"))
+             if not p.name.endswith(".curve.json")]
+    if not paths and not list((out / "runs").glob("*.curve.json")):
         raise FileNotFoundError(f"no results in {out / 'runs'}; run the grid first")
     rows = sorted((json.loads(p.read_text()) for p in paths), key=_order)
     for row in rows:
@@ -386,9 +415,67 @@ def merge(out) -> dict:
         row["published_nll"], row["published_source"] = ref if ref else (None, None)
     summary = dict(rows=rows, n=len(rows), shortened=any(r["shortened"] for r in rows),
                    data=sorted({r["data"] for r in rows}))
+    summary.update(_comparisons(out, rows))
+    if not rows:
+        summary["data"] = sorted({c["data"] for c in summary["curves"].values()})
     _write_json(summary, out / "results.json")
     (out / "results.md").write_text(markdown(summary, out))
     return summary
+
+
+def _comparisons(out: Path, rows: list) -> dict:
+    """Paired differences of the final evaluations and of every learning-curve epoch, and the
+    learning curves themselves, for ``merge``."""
+    from .comparison import differences
+    per_image = {}
+    for r in rows:
+        path = out / "runs" / f"{r['name']}.per_image.npz"
+        if path.is_file():
+            per_image[r["name"]] = load_per_image(out, r["name"])["log_likelihood"]
+    curves, by_epoch = {}, {}
+    for path in sorted((out / "runs").glob("*.curve.json")):
+        curve = json.loads(path.read_text())
+        curves[curve["name"]] = curve
+        for epoch, ll in load_curve_images(out, curve["name"]).items():
+            by_epoch.setdefault(epoch, {})[curve["name"]] = ll
+    curve_differences = [dict(epoch=e, **d) for e in sorted(by_epoch)
+                         for d in differences(by_epoch[e])]
+    return dict(differences=differences(per_image), curves=curves,
+                curve_differences=curve_differences)
+
+
+def _curve_markdown(summary: dict) -> list:
+    from .comparison import differences_markdown
+    curves = summary.get("curves") or {}
+    if not curves:
+        return []
+    epochs = sorted({p["epoch"] for c in curves.values() for p in c["points"]})
+    names = list(curves)
+    any_curve = next(iter(curves.values()))
+    lines = [f"## Learning curves: test NLL (k={any_curve['k']}, the first "
+             f"{any_curve['n_images']} test images) after each epoch", "",
+             "| epoch | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for e in epochs:
+        cells = []
+        for name in names:
+            point = next((p for p in curves[name]["points"] if p["epoch"] == e), None)
+            cells.append(f"{point['test_nll']:.2f}" if point else "")
+        lines.append(f"| {e} | " + " | ".join(cells) + " |")
+    lines += ["", "Active units per layer (z_1 upwards) and KL per layer (nats):", "",
+              "| run | epoch | test -ELBO | active units | KL per layer |", "|---|---|---|---|---|"]
+    for name in names:
+        for p in curves[name]["points"]:
+            lines.append(f"| {name} | {p['epoch']} | {-p['test_elbo']:.2f} | "
+                         f"{'-'.join(str(a) for a in p['active_units'])} | "
+                         f"{' / '.join(f'{k:.1f}' for k in p['kl_per_layer'])} |")
+    diffs = summary.get("curve_differences") or []
+    if diffs:
+        lines += ["", "Paired differences on the learning curve's images:", ""]
+        table = differences_markdown(diffs)
+        lines += [table[0].replace("| comparison", "| epoch | comparison"),
+                  "|---" + table[1]]
+        lines += [f"| {d['epoch']} " + row for d, row in zip(diffs, table[2:])]
+    return lines + [""]
 
 
 def markdown(summary: dict, out=None) -> str:
@@ -431,6 +518,14 @@ def markdown(summary: dict, out=None) -> str:
               "are more precise than that). Train s: training wall-clock seconds as recorded by `fit`. Active units: per layer from z_1 "
               "upwards, Cov_x(E_q[u|x]) > 0.01 (Burda et al., 2016). Device: "
               f"{', '.join(sorted({r['device'] for r in rows}))}.", ""]
+    from .comparison import differences_markdown
+    if summary.get("differences"):
+        lines += ["", "## Paired differences on the same test images", ""]
+        lines += differences_markdown(summary["differences"])
+        lines += ["", "Negative ΔNLL: model a is better. The paired SE is the standard error of "
+                  "the mean per-image difference, the precision of the comparison; it is much "
+                  "smaller than either model's ± over test images.", ""]
+    lines += _curve_markdown(summary)
     return "\n".join(lines)
 
 
@@ -459,6 +554,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--merge", metavar="OUT", default=None,
                         help="only gather OUT/runs/*.json into OUT/results.json and results.md")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                        help="bf16: the training step's matrix products in bfloat16 (log "
+                             "densities, optimizer and evaluation stay float32)")
     parser.add_argument("--ship-models", action="store_true",
                         help="also save each trained model in float16 to OUT/models/<name>.pt")
     parser.add_argument("--curves", action="store_true",
@@ -505,13 +603,14 @@ def main(args) -> int:
     if args.curves:
         for c in configs:
             evaluate_curve(c, data, args.out, seed=args.seed, device=args.device,
-                           progress=not args.no_progress)
+                           progress=not args.no_progress, compile=args.compile)
+        print(markdown(merge(args.out), args.out))
         return 0
     _record_command(Path(args.out))
     run(configs, data, args.out, force=args.force, progress=not args.no_progress,
         epochs=args.epochs, epochs_scale=args.epochs_scale, eval_k=args.eval_k, seed=args.seed,
         device=args.device, checkpoint_every=args.checkpoint_every, compile=args.compile,
-        ship_model=args.ship_models)
+        ship_model=args.ship_models, precision=args.precision)
     summary = merge(args.out)
     print(markdown(summary))
     return 0

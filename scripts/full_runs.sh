@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Start or resume the full-length Fashion-MNIST runs (results/fashion-mnist-protocol):
+#   the Ladder VAE protocol (2000 epochs) for lvae-L5-bn-wu, hvae-L5-bn-wu and hvae-L1-bn-wu,
+#   and the one-layer IWAE grid (vae-L1-k1, iwae-L1-k5, iwae-L1-k50, vae-L1-k50) for
+#   IWAE_EPOCHS epochs with the IWAE learning-rate schedule scaled to that length.
+#
+#   bash scripts/full_runs.sh            # two lanes in the background, one thread each
+#   bash scripts/full_runs.sh --curves   # evaluate the learning-curve snapshots saved so far
+#
+# Every run writes a resumable checkpoint every 5 epochs into the checkpoint cache
+# (~/.cache/lvae_core/checkpoints/<key>.partial.pt, or $LVAE_CACHE_DIR) and learning-curve
+# snapshots into ~/.cache/lvae_core/snapshots/fashion-mnist-protocol/<name>/; a stopped run
+# continues from its last checkpoint when this script is started again, and a finished one
+# (results/fashion-mnist-protocol/runs/<name>.json exists) is skipped. Logs: $LOGS/<lane>.log.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+OUT=results/fashion-mnist-protocol
+IWAE_EPOCHS=${IWAE_EPOCHS:-100}
+PRECISION=${PRECISION:-fp32}
+LOGS=${LOGS:-$OUT/logs}
+PY="$PWD/.venv/bin/python"
+COMMON=(--data fashion-mnist --eval-k 5000 --checkpoint-every 5 --compile --out "$OUT")
+
+if [[ "${1:-}" == "--curves" ]]; then
+  exec "$PY" -m lvae_core reproduce --grid all \
+    --only lvae-L5-bn-wu,hvae-L5-bn-wu,hvae-L1-bn-wu,vae-L1-k1,iwae-L1-k5,iwae-L1-k50,vae-L1-k50 \
+    --curves "${COMMON[@]}"
+fi
+
+lane() {  # lane NAME CONFIG...: run the configurations one after another
+  local name=$1; shift
+  for spec in "$@"; do
+    local only=${spec%%:*} epochs=${spec#*:}
+    local extra=(--grid all --only "$only" --ship-models)
+    [[ "$epochs" != "$only" ]] && extra+=(--epochs "$epochs")
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 TORCHINDUCTOR_COMPILE_THREADS=1 \
+      nice -n 19 "$PY" -m lvae_core reproduce "${COMMON[@]}" "${extra[@]}" \
+      --precision "$PRECISION"
+  done
+}
+
+mkdir -p "$LOGS"
+lane a lvae-L5-bn-wu hvae-L1-bn-wu "iwae-L1-k50:$IWAE_EPOCHS" > "$LOGS/lane-a.log" 2>&1 &
+lane b hvae-L5-bn-wu "vae-L1-k1:$IWAE_EPOCHS" "iwae-L1-k5:$IWAE_EPOCHS" \
+  "vae-L1-k50:$IWAE_EPOCHS" > "$LOGS/lane-b.log" 2>&1 &
+echo "started two lanes (PIDs $(jobs -p | tr '\n' ' ')); logs in $LOGS/"

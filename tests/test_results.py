@@ -1,0 +1,141 @@
+"""Results of full-length runs: learning-curve snapshots, per-image log-likelihoods, paired
+differences, shipped float16 models and the merged tables."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+import lvae_core as lv
+from lvae_core import comparison, reproduce
+from lvae_core.models import build_model
+from lvae_core.train import snapshot_path
+
+
+def test_paired_difference_matches_the_paired_t_test():
+    rng = np.random.default_rng(0)
+    base = rng.normal(-230.0, 30.0, size=500)         # images differ a lot in difficulty
+    a = base + rng.normal(0.4, 1.0, size=500)         # model a: 0.4 nats better per image
+    b = base
+    row = comparison.paired_difference(a, b)
+    t = stats.ttest_rel(a, b)
+    # NLL_a - NLL_b = -(mean a - mean b); z is the paired t statistic with the sign flipped
+    assert row["delta_nll"] == pytest.approx(-(a.mean() - b.mean()))
+    assert row["z"] == pytest.approx(-t.statistic)
+    assert row["se"] == pytest.approx(np.std(a - b, ddof=1) / np.sqrt(500))
+    # the spread across images (about 30 / sqrt(500)) is far wider than the paired SE
+    assert row["se_a"] > 20 * row["se"]
+    assert comparison.verdict(row) == "a better"
+
+
+def test_paired_standard_error_covers_the_true_difference():
+    rng = np.random.default_rng(1)
+    covered = 0
+    for _ in range(400):
+        base = rng.normal(0.0, 10.0, size=200)
+        a, b = base + rng.normal(-0.1, 0.5, size=200), base
+        row = comparison.paired_difference(a, b)
+        covered += abs(row["delta_nll"] - 0.1) < 1.96 * row["se"]
+    assert 0.92 < covered / 400 < 0.98          # a 95 % interval covers about 95 % of the time
+
+
+def test_paired_difference_rejects_mismatched_images():
+    with pytest.raises(ValueError, match="same images"):
+        comparison.paired_difference(np.zeros(10), np.zeros(11))
+    with pytest.raises(ValueError, match="at least 2"):
+        comparison.paired_difference(np.zeros(1), np.zeros(1))
+
+
+def _tiny_data():
+    return lv.load_dataset("mnist-5k").subset(300, 120)
+
+
+def _model(seed=0):
+    torch.manual_seed(seed)
+    return build_model("lvae", x_dim=784, hidden=[64, 32], latent=[8, 4], batch_norm=True,
+                       activation="leaky_relu")
+
+
+def test_a_snapshot_is_the_model_after_that_epoch(tmp_path):
+    data = _tiny_data()
+    settings = dict(batch_size=64, lr=1e-3, seed=3, progress=False)
+    long = _model()
+    lv.fit(long, data, epochs=3, snapshot_epochs=(1, 3), snapshot_dir=tmp_path / "s", **settings)
+    short = _model()
+    lv.fit(short, data, epochs=1, **settings)            # stops where the snapshot was taken
+    snap, history = lv.load_checkpoint(snapshot_path(tmp_path / "s", 1))
+    assert history["epoch"] == [1]
+    for (name, p), q in zip(short.state_dict().items(), snap.state_dict().values()):
+        assert torch.equal(p.cpu(), q.cpu()), name
+    last, _ = lv.load_checkpoint(snapshot_path(tmp_path / "s", 3))
+    for p, q in zip(long.state_dict().values(), last.state_dict().values()):
+        assert torch.equal(p.cpu(), q.cpu())
+    with pytest.raises(ValueError, match="snapshot_dir"):
+        lv.fit(_model(), data, epochs=1, snapshot_epochs=(1,), **settings)
+
+
+def test_a_shipped_float16_model_keeps_its_likelihood(tmp_path):
+    data = _tiny_data()
+    model = _model()
+    history = lv.fit(model, data, epochs=2, batch_size=64, progress=False)
+    path = reproduce.ship(model, history, tmp_path / "m.pt")
+    stored = torch.load(path, weights_only=True)["state_dict"]
+    assert all(t.dtype == torch.float16 for n, t in stored.items()
+               if t.is_floating_point() and "running" not in n)
+    loaded, h = reproduce.load_shipped(path)
+    x = data.test_binary
+    ll32 = lv.log_likelihood(model, x, k=50, seed=0)
+    ll16 = lv.log_likelihood(loaded, x, k=50, seed=0)
+    assert h["bound"] == history["bound"]
+    # float16 keeps about 3 significant digits of each weight: within 0.1 nats per image
+    assert (ll32 - ll16).abs().mean() < 0.1
+    assert path.stat().st_size < 0.6 * sum(t.numel() * 4 for t in model.state_dict().values())
+
+
+def test_run_writes_curves_per_image_values_and_paired_tables(tmp_path):
+    data = _tiny_data()
+    out = tmp_path / "out"
+    configs = {c.name: c for c in reproduce.list_configs("lvae", "*-L1-bn-wu")}
+    results = {}
+    for name, c in configs.items():
+        c = reproduce.Config(c.name, c.grid, c.kind, (64,), (8,), c.activation, c.batch_norm,
+                             c.warmup, c.k, c.protocol)
+        results[name] = reproduce.run_config(c, data, out, epochs=3, eval_k=20,
+                                             progress=False, ship_model=True)
+    for name in configs:
+        per_image = reproduce.load_per_image(out, name)
+        assert per_image["log_likelihood"].shape == (120,)
+        assert per_image["log_likelihood"].mean() == pytest.approx(-results[name]["test_nll"])
+        assert (per_image["log_likelihood"] >= per_image["elbo"] - 1e-4).all()
+        curve = json.loads((out / "runs" / f"{name}.curve.json").read_text())
+        assert [p["epoch"] for p in curve["points"]] == [1, 3]
+        assert curve["n_images"] == 120 and curve["k"] == reproduce.CURVE_K
+        assert (out / "models" / f"{name}.pt").is_file()
+    # a hypothetical comparison between the two runs, to exercise the merged tables
+    pairs = (("lvae-L1-bn-wu", "hvae-L1-bn-wu", "ladder against bottom-up, 1 layer"),)
+    summary = reproduce.merge(out)
+    assert len(summary["rows"]) == 2                  # curve files are not result rows
+    ll = {n: reproduce.load_per_image(out, n)["log_likelihood"] for n in configs}
+    row = comparison.differences(ll, pairs)[0]
+    direct = comparison.paired_difference(ll["lvae-L1-bn-wu"], ll["hvae-L1-bn-wu"])
+    assert row["delta_nll"] == pytest.approx(direct["delta_nll"])
+    assert row["delta_nll"] == pytest.approx(results["lvae-L1-bn-wu"]["test_nll"]
+                                             - results["hvae-L1-bn-wu"]["test_nll"])
+    curves = reproduce.load_curve_images(out, "lvae-L1-bn-wu")
+    assert sorted(curves) == [1, 3] and curves[3].shape == (120,)
+    text = (out / "results.md").read_text()
+    assert "## Learning curves" in text
+
+
+def test_paired_table_rows_match_the_t_test():
+    rng = np.random.default_rng(2)
+    base = rng.normal(-100.0, 20.0, size=300)
+    ll = {"x": base + rng.normal(0.0, 1.0, size=300), "y": base,
+          "w": base - 1.0 + rng.normal(0.0, 0.1, size=300)}
+    table = comparison.paired_table(ll, [("x", "y"), ("w", "y")])
+    assert list(table.index) == ["x − y", "w − y"]
+    t = stats.ttest_rel(ll["x"], ll["y"]).statistic
+    assert table.loc["x − y", "z"] == pytest.approx(-t, abs=0.05)
+    assert table.loc["w − y", "ΔNLL (nats)"] == pytest.approx(1.0, abs=0.02)
+    assert table.loc["w − y", "verdict"] == "b better"
