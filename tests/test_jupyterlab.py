@@ -39,6 +39,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -294,18 +295,41 @@ def _stop(server: subprocess.Popen) -> None:
 
 
 @pytest.fixture(scope="module")
-def browser_context():
+def browser():
+    """Playwright's sync API, checked here, used in a thread of its own per chapter.
+
+    The browser test of the book keeps a sync Playwright open for the whole session in
+    the main thread, and a second one cannot start in a thread that already has one; each
+    thread may have its own.
+    """
     if not Path(CHROMIUM).exists():
         _missing(f"{CHROMIUM} not found: install Debian's chromium (bash scripts/setup.sh)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    return pytest.importorskip("playwright.sync_api")
+
+
+def _in_browser_thread(sync_api, work):
+    """Run ``work(context)`` with a fresh Chromium in a new thread; return its result."""
+    outcome: dict = {}
+
+    def target():
         try:
-            yield context
-        finally:
-            context.close()
-            browser.close()
+            with sync_api.sync_playwright() as pw:
+                chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+                                              headless=True)
+                try:
+                    outcome["value"] = work(chromium.new_context(viewport={"width": 1280,
+                                                                           "height": 1000}))
+                finally:
+                    chromium.close()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name="jupyterlab-browser", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 @pytest.fixture(scope="module")
@@ -452,10 +476,17 @@ def _move_widget(page, chapter: str):
 
 
 @pytest.mark.parametrize("chapter", BROWSER_CHAPTERS)
-def test_chapter_runs_and_renders_in_jupyterlab(jupyterlab, browser_context, summary, chapter):
+def test_chapter_runs_and_renders_in_jupyterlab(jupyterlab, browser, summary, chapter):
+    problems = _in_browser_thread(browser, lambda context: _check_chapter(context, jupyterlab,
+                                                                         summary, chapter))
+    assert not problems, f"{chapter}:\n  " + "\n  ".join(problems)
+
+
+def _check_chapter(context, jupyterlab, summary, chapter) -> list[str]:
+    """Open, run and check one chapter; return the problems found."""
     nb = nbformat.read(ROOT / "book" / f"{chapter}.ipynb", as_version=4)
     n_code = sum(c.cell_type == "code" for c in nb.cells)
-    page = browser_context.new_page()
+    page = context.new_page()
     console: list[str] = []
     page.on("pageerror", lambda exc: console.append(f"uncaught: {exc}"))
     t0 = time.monotonic()
@@ -509,5 +540,4 @@ def test_chapter_runs_and_renders_in_jupyterlab(jupyterlab, browser_context, sum
         seconds = time.monotonic() - t0
         summary.append(f"{chapter:<24} {seconds:7.0f} {formulas:8d} "
                        f"{n_code:10d}  {moved}")
-    problems += [f"console: {c}" for c in console]
-    assert not problems, f"{chapter}:\n  " + "\n  ".join(problems)
+    return problems + [f"console: {c}" for c in console]
