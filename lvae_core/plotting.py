@@ -68,8 +68,10 @@ def pca_layers(embeddings, labels, axes=None, title_prefix: str = ""):
         axes = axes[0]
     for i, ((emb, ratio), ax) in enumerate(zip(embeddings, axes)):
         scatter_by_label(emb, labels, ax=ax, legend=(i == len(embeddings) - 1))
-        ax.set_title(f"{title_prefix}z{i + 1}: PC1+PC2 {100 * ratio[:2].sum():.0f}% var.", fontsize=9)
-        ax.set_xticks([]); ax.set_yticks([])
+        ax.set_title(f"{title_prefix}z{i + 1}: PC1+PC2 {100 * ratio[:2].sum():.0f}% var.",
+                     fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
     return axes
 
 
@@ -89,13 +91,15 @@ def kl_heatmap(kl_units, ax=None, title: str | None = None, vmax: float | None =
                        interpolation="nearest")
         for y in bounds:
             ax.axhline(y - 0.5, color="white", lw=0.8)
-        ax.set_xlabel("epoch"); ax.set_ylabel("unit (layers from z1 down to zL)")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("unit (layers from z1 down to zL)")
     else:
         width = max(len(u) for u in kl_units)
         matrix = np.full((width, len(kl_units)), np.nan)
         for i, u in enumerate(kl_units):
             matrix[:len(u), i] = np.asarray(torch.as_tensor(u).cpu())
-        im = ax.imshow(matrix, aspect="auto", cmap="magma", vmin=0, vmax=vmax, interpolation="nearest")
+        im = ax.imshow(matrix, aspect="auto", cmap="magma", vmin=0, vmax=vmax,
+                       interpolation="nearest")
         ax.set_xticks(range(len(kl_units)), [f"z{i + 1}" for i in range(len(kl_units))])
         ax.set_ylabel("unit")
     ax.grid(False)

@@ -1,28 +1,15 @@
-"""Reproduce the Ladder VAE and IWAE papers' grids: ``python -m lvae_core reproduce ...``.
+"""Run the Ladder VAE and IWAE papers' grids: ``python -m lvae_core reproduce ...``.
 
-Two grids of configurations, each with a stable name:
-
-* ``--grid lvae`` (Sønderby et al., 2016): a hierarchical VAE with bottom-up inference
-  (``hvae``) and a Ladder VAE (``lvae``) with 1 to 5 stochastic layers, the paper's widths
-  512-256-128-64-32 / 64-32-16-8-4 truncated to L layers, leaky ReLU, each with batch norm
-  and KL warm-up (``-bn-wu``) and without either (``-plain``); Adam, lr 2e-4, batch 256,
-  2000 epochs, warm-up over the first 200 (10 %) epochs. Names: ``lvae-L5-bn-wu``,
-  ``hvae-L2-plain``, ...
-* ``--grid iwae`` (Burda et al., 2016): tanh MLPs, 1 layer (200-200, 50 latent) or 2 layers
-  (200-200 to 100, 100-100 to 50), no batch norm, decoder output bias at the logit of the
-  training mean, batch 20, 3280 epochs with lr 1e-3 and the paper's 8-stage schedule; the
-  VAE (trained on the ELBO, k = 1) and the IWAE trained on L_k for k = 1, 5, 50. Names:
-  ``vae-L1-k1``, ``iwae-L2-k50``, ... (``iwae-L*-k1`` is the same objective as ``vae-L*-k1``,
-  so it shares that checkpoint through ``fit``'s cache.)
-
-Every configuration is trained with ``lvae_core.fit`` (its checkpoint is cached on disk by the
-full configuration, with resumable partial checkpoints every ``--checkpoint-every`` epochs) and
-evaluated with ``log_likelihood(model, data.test_binary, k=eval_k, return_elbo=True)`` and
-``active_units``. Its result goes to ``<out>/runs/<name>.json``; a configuration whose JSON
-exists is skipped, so an interrupted run continues where it stopped. ``--shard i/n`` runs the
-configurations whose index in the selected list is i modulo n, so that any scheduler can
-spread the grid over several GPUs or machines; ``--merge`` gathers ``runs/*.json`` into
-``<out>/results.json`` and ``<out>/results.md`` beside the published numbers.
+The grids, their protocols and the published numbers are data, in ``lvae_core.grids``
+(re-exported here). This module runs them. Every configuration is trained with
+``lvae_core.fit`` (its checkpoint is cached on disk by the full configuration, with resumable
+partial checkpoints every ``--checkpoint-every`` epochs) and evaluated with
+``evaluation.evaluate`` on the test set binarized once, with ``--eval-k`` samples. Its result
+goes to ``<out>/runs/<name>.json``; a configuration whose JSON exists is skipped, so an
+interrupted run continues where it stopped. ``--shard i/n`` runs the configurations whose
+index in the selected list is i modulo n, so that any scheduler can spread the grid over
+several GPUs or machines; ``--merge`` gathers ``runs/*.json`` into ``<out>/results.json`` and
+``<out>/results.md`` beside the published numbers.
 
 Full protocols (a GPU; days of compute for the whole LVAE grid, fit for several GPUs; add
 ``--compile`` on a GPU to run each training step as a CUDA graph)::
@@ -30,184 +17,49 @@ Full protocols (a GPU; days of compute for the whole LVAE grid, fit for several 
     python -m lvae_core reproduce --data mnist --grid lvae --eval-k 5000 --out results/lvae-mnist
     python -m lvae_core reproduce --data mnist --grid iwae --eval-k 5000 --out results/iwae-mnist
     # spread over 4 GPUs (one process each), then merge:
-    CUDA_VISIBLE_DEVICES=0 python -m lvae_core reproduce --data mnist --grid all --shard 0/4 --out results/mnist &
-    CUDA_VISIBLE_DEVICES=1 python -m lvae_core reproduce --data mnist --grid all --shard 1/4 --out results/mnist &
-    ...  # shards 2/4 and 3/4 likewise
+    CUDA_VISIBLE_DEVICES=0 python -m lvae_core reproduce --data mnist --grid all \\
+        --shard 0/4 --out results/mnist &
+    ...  # shards 1/4, 2/4 and 3/4 likewise
     python -m lvae_core reproduce --merge results/mnist
 
 Shortened protocols (a CPU, minutes)::
 
-    python -m lvae_core reproduce --data mnist-5k --grid lvae --epochs 10 --eval-k 500 --out results/lvae-mnist-5k-cpu
-    python -m lvae_core reproduce --data fashion-mnist --grid all --only vae-L1-k1,hvae-L2-bn-wu,lvae-L5-bn-wu,iwae-L1-k50 \\
+    python -m lvae_core reproduce --data mnist-5k --grid lvae --epochs 10 --eval-k 500 \\
+        --out results/lvae-mnist-5k-cpu
+    python -m lvae_core reproduce --data fashion-mnist --grid all \\
+        --only vae-L1-k1,hvae-L2-bn-wu,lvae-L5-bn-wu,iwae-L1-k50 \\
         --epochs 5 --n-train 10000 --n-test 1000 --eval-k 1000 --out results/fashion-mnist-cpu
-    python -m lvae_core reproduce --grid all --list          # the names, without running anything
+    python -m lvae_core reproduce --grid all --list      # the names, without running anything
 """
 from __future__ import annotations
 
-import fnmatch
 import json
-import math
 import platform
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
-#: The widths of the Ladder VAE paper, from the data upwards (Sønderby et al., 2016).
-LVAE_HIDDEN = (512, 256, 128, 64, 32)
-LVAE_LATENT = (64, 32, 16, 8, 4)
-#: The IWAE paper's architectures (Burda et al., 2016, section 5).
-IWAE_ARCHS = {1: ((200,), (50,)), 2: ((200, 100), (100, 50))}
-IWAE_KS = (1, 5, 50)
-
-#: The published protocols: Sønderby et al. (2016), experiments section; Burda et al. (2016), section 5.
-PROTOCOLS = {
-    "lvae": dict(epochs=2000, warmup_epochs=200, lr=2e-4, batch_size=256, lr_schedule=None,
-                 init_output_bias=False),
-    "iwae": dict(epochs=3280, warmup_epochs=0, lr=1e-3, batch_size=20, lr_schedule="iwae",
-                 init_output_bias=True, adam_eps=1e-4),
-}
-
-#: Published negative test log-likelihoods in nats, copied from the papers:
-#: (data set, configuration name) -> (NLL, source). Binarized MNIST numbers are on the full
-#: 60,000/10,000 MNIST with k = 5000; Fashion-MNIST numbers are for other architectures
-#: (z = 40, 300 hidden units) and serve only as a scale.
-PUBLISHED = {
-    ("mnist", "vae-L1-k1"): (86.76, "Burda et al. 2016, Table 1 (VAE, k=1)"),
-    ("mnist", "iwae-L1-k1"): (86.76, "Burda et al. 2016, Table 1 (IWAE k=1 = VAE)"),
-    ("mnist", "iwae-L1-k5"): (85.54, "Burda et al. 2016, Table 1"),
-    ("mnist", "iwae-L1-k50"): (84.78, "Burda et al. 2016, Table 1"),
-    ("mnist", "vae-L1-k50"): (86.35, "Burda et al. 2016, Table 1 (VAE trained with k=50)"),
-    ("mnist", "vae-L2-k1"): (85.33, "Burda et al. 2016, Table 1 (VAE, k=1)"),
-    ("mnist", "vae-L2-k50"): (84.78, "Burda et al. 2016, Table 1 (VAE trained with k=50)"),
-    ("mnist", "iwae-L2-k1"): (85.33, "Burda et al. 2016, Table 1 (IWAE k=1 = VAE)"),
-    ("mnist", "iwae-L2-k5"): (83.89, "Burda et al. 2016, Table 1"),
-    ("mnist", "iwae-L2-k50"): (82.90, "Burda et al. 2016, Table 1"),
-    ("mnist", "hvae-L5-bn-wu"): (82.74, "Sønderby et al. 2016 (VAE + BN + warm-up, 5 layers)"),
-    ("mnist", "lvae-L5-bn-wu"): (82.12, "Sønderby et al. 2016 (LVAE + BN + warm-up, 5 layers)"),
-    ("fashion-mnist", "vae-L1-k1"): (228.70, "Norouzi et al. 2020 (VAE, z=40, 300 hidden)"),
-    ("fashion-mnist", "hvae-L1-bn-wu"): (228.70, "Norouzi et al. 2020 (VAE, z=40, 300 hidden)"),
-    ("fashion-mnist", "hvae-L1-plain"): (228.70, "Norouzi et al. 2020 (VAE, z=40, 300 hidden)"),
-    ("fashion-mnist", "vae-L2-k1"): (227.37, "Norouzi et al. 2020 (2-layer hierarchical VAE)"),
-    ("fashion-mnist", "hvae-L2-bn-wu"): (227.37, "Norouzi et al. 2020 (2-layer hierarchical VAE)"),
-    ("fashion-mnist", "hvae-L2-plain"): (227.37, "Norouzi et al. 2020 (2-layer hierarchical VAE)"),
-}
-
-GRIDS = ("lvae", "iwae", "all")
-
-
-@dataclass(frozen=True)
-class Config:
-    """One configuration of a grid: the model, its objective and its published protocol."""
-    name: str
-    grid: str                       # "lvae" or "iwae"
-    kind: str                       # "hvae" or "lvae" (lvae_core.build_model)
-    hidden: tuple
-    latent: tuple
-    activation: str
-    batch_norm: bool
-    warmup: bool                    # KL warm-up over the protocol's warm-up share
-    k: int                          # importance samples in training
-    protocol: dict = field(default_factory=dict, compare=False, hash=False)
-    objective: str = "iwae"         # with k > 1: "iwae" (L_k) or "elbo" (the k-sample ELBO)
-
-    @property
-    def num_layers(self) -> int:
-        return len(self.latent)
-
-
-def lvae_grid(layers=range(1, 6)) -> list[Config]:
-    """Sønderby et al.'s grid: {hvae, lvae} x L layers x {plain, bn-wu}."""
-    configs = []
-    for n in layers:
-        for kind in ("hvae", "lvae"):
-            for bn_wu in (False, True):
-                name = f"{kind}-L{n}-{'bn-wu' if bn_wu else 'plain'}"
-                configs.append(Config(name, "lvae", kind, LVAE_HIDDEN[:n], LVAE_LATENT[:n],
-                                      "leaky_relu", bn_wu, bn_wu, 1, PROTOCOLS["lvae"]))
-    return configs
-
-
-def iwae_grid(layers=(1, 2), ks=IWAE_KS) -> list[Config]:
-    """Burda et al.'s grid, 1 and 2 layers: the IWAE trained on L_k for each k, and the VAE
-    trained on the ELBO estimated with the same k samples (``vae-L*-k1`` and ``iwae-L*-k1``
-    are the same objective)."""
-    configs = []
-    for n in layers:
-        hidden, latent = IWAE_ARCHS[n]
-        configs.append(Config(f"vae-L{n}-k1", "iwae", "hvae", hidden, latent, "tanh", False,
-                              False, 1, PROTOCOLS["iwae"]))
-        for k in ks:
-            configs.append(Config(f"iwae-L{n}-k{k}", "iwae", "hvae", hidden, latent, "tanh",
-                                  False, False, k, PROTOCOLS["iwae"]))
-        for k in ks:
-            if k > 1:
-                configs.append(Config(f"vae-L{n}-k{k}", "iwae", "hvae", hidden, latent, "tanh",
-                                      False, False, k, PROTOCOLS["iwae"], objective="elbo"))
-    return configs
-
-
-def list_configs(grid: str = "all", only=None) -> list[Config]:
-    """The configurations of ``grid`` ("lvae", "iwae" or "all") whose names match ``only``:
-    None, or comma-separated names or glob patterns (``"lvae-L5-*,iwae-L1-k50"``)."""
-    if grid not in GRIDS:
-        raise ValueError(f"unknown grid {grid!r}; expected one of {GRIDS}")
-    configs = (lvae_grid() if grid in ("lvae", "all") else []) + \
-              (iwae_grid() if grid in ("iwae", "all") else [])
-    if only:
-        patterns = [p.strip() for p in (only.split(",") if isinstance(only, str) else only)
-                    if p.strip()]
-        configs = [c for c in configs
-                   if any(fnmatch.fnmatchcase(c.name, p) for p in patterns)]
-    return configs
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"i/n"`` -> (i, n) with 0 <= i < n."""
-    try:
-        i, n = (int(v) for v in text.split("/"))
-    except ValueError:
-        raise ValueError(f"a shard is written i/n (e.g. 0/4), got {text!r}") from None
-    if n < 1 or not 0 <= i < n:
-        raise ValueError(f"a shard i/n needs 0 <= i < n, got {text!r}")
-    return i, n
-
-
-def shard(configs: list[Config], i: int, n: int) -> list[Config]:
-    """The configurations whose index is ``i`` modulo ``n``: the n shards partition the list."""
-    return [c for j, c in enumerate(configs) if j % n == i]
-
-
-def schedule(config: Config, epochs: int | None = None, epochs_scale: float = 1.0) -> dict:
-    """The training settings of ``config``: the published protocol, or a shorter one with
-    ``epochs`` (or ``epochs_scale`` times the published epochs); the warm-up keeps its share."""
-    p = config.protocol
-    n = epochs if epochs else max(1, int(round(p["epochs"] * epochs_scale)))
-    warmup = p["warmup_epochs"] * n / p["epochs"] if config.warmup else 0.0
-    return dict(epochs=int(n), warmup_epochs=warmup, lr=p["lr"], batch_size=p["batch_size"],
-                lr_schedule=p["lr_schedule"], init_output_bias=p["init_output_bias"], k=config.k,
-                objective=config.objective, adam_eps=p.get("adam_eps", 1e-8))
-
-
-def build(config: Config, x_dim: int):
-    from .models import build_model
-    return build_model(config.kind, x_dim=x_dim, hidden=list(config.hidden),
-                       latent=list(config.latent), likelihood="bernoulli",
-                       batch_norm=config.batch_norm, activation=config.activation)
-
-
-def _write_json(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + f".{time.time_ns()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    tmp.replace(path)
-
+from . import checkpoints as ckpt
+from .grids import (GRIDS, IWAE_KS, PROTOCOLS, PUBLISHED, Config, iwae_grid,  # noqa: F401
+                    list_configs, lvae_grid, parse_shard, published, schedule, shard)
+from .runtime import atomic_write
 
 #: Epochs after which a run's model is saved and evaluated for its learning curve.
 CURVE_EPOCHS = (1, 3, 10, 30, 100, 300, 1000, 2000, 3280)
 #: The learning curve's test images (the first of the test set binarized once) and samples.
 CURVE_IMAGES, CURVE_K = 2000, 1000
+
+
+def build(config: Config, x_dim: int):
+    """The untrained model of ``config`` for ``x_dim`` pixels."""
+    return config.model(x_dim).build()
+
+
+def write_json(obj, path) -> Path:
+    """Write ``obj`` as indented JSON to ``path``, atomically."""
+    return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2)))
 
 
 def snapshot_dir(config: Config, out) -> Path:
@@ -217,34 +69,42 @@ def snapshot_dir(config: Config, out) -> Path:
     return cache_dir() / "snapshots" / Path(out).resolve().name / config.name
 
 
+def curve_epochs(epochs: int) -> tuple:
+    """The learning-curve epochs reached by a run of ``epochs`` epochs, and its last."""
+    return tuple(sorted({e for e in CURVE_EPOCHS if e <= epochs} | {epochs}))
+
+
+def _schedule_fields(tc) -> dict:
+    """The protocol part of a ``TrainConfig``, as a result's ``fit`` entry records it."""
+    return dict(epochs=tc.epochs, warmup_epochs=tc.warmup_epochs, lr=tc.lr,
+                batch_size=tc.batch_size, lr_schedule=tc.lr_schedule,
+                init_output_bias=tc.init_output_bias, k=tc.k, objective=tc.objective,
+                adam_eps=tc.adam_eps)
+
+
 def run_config(config: Config, data, out, *, epochs=None, epochs_scale=1.0, eval_k=5000,
                seed=0, device=None, checkpoint_every=0, progress=True, cache=True,
-               compile=False, ship_model=False, precision="fp32") -> dict:
+               compiled=False, ship_model=False, precision="fp32", curves=True) -> dict:
     """Train (or load from ``fit``'s cache) and evaluate one configuration; write and return
-    its result, which ``<out>/runs/<name>.json`` holds. ``compile``: see ``fit`` and
-    ``log_likelihood`` (faster; the same mathematics, other random draws). Also written:
+    its result, which ``<out>/runs/<name>.json`` holds. ``compiled``: see ``TrainConfig``
+    and ``log_likelihood`` (faster; the same mathematics, other random draws). Also written:
     the learning curve (``<name>.curve.json``, see ``evaluate_curve``), the per-image
     log-likelihoods and ELBOs (``<name>.per_image.npz``), and with ``ship_model`` the trained
     model in float16 (``<out>/models/<name>.pt``, read by ``load_shipped``)."""
-    from .analysis import active_units, kl_per_layer
-    from .bounds import log_likelihood
+    from .evaluation import evaluate
     from .train import fit
-
     model = build(config, data.x_dim)
-    s = schedule(config, epochs, epochs_scale)
+    tc = schedule(config, epochs, epochs_scale, seed=seed, compiled=compiled,
+                  precision=precision)
     t0 = time.perf_counter()
-    history = fit(model, data, seed=seed, device=device, cache=cache, progress=progress,
-                  checkpoint_every=checkpoint_every if s["epochs"] > checkpoint_every else 0,
-                  compile=compile, snapshot_epochs=curve_epochs(s["epochs"]), precision=precision,
-                  snapshot_dir=snapshot_dir(config, out) if cache else None, **s)
+    history = fit(model, data, tc, device=device, cache=cache, progress=progress,
+                  checkpoint_every=checkpoint_every if tc.epochs > checkpoint_every else 0,
+                  snapshot_epochs=curve_epochs(tc.epochs) if cache and curves else (),
+                  snapshot_dir=snapshot_dir(config, out) if cache and curves else None)
     train_seconds = time.perf_counter() - t0
     x = data.test_binary
-    t0 = time.perf_counter()
-    ll, elbo = log_likelihood(model, x, k=eval_k, seed=seed, return_elbo=True, compile=compile,
-                              progress=progress)
-    eval_seconds = time.perf_counter() - t0
+    ev, ll, elbo = evaluate(model, x, eval_k, seed=seed, compiled=compiled, progress=progress)
     runs = Path(out) / "runs"
-    runs.mkdir(parents=True, exist_ok=True)
     _save_per_image(runs / f"{config.name}.per_image.npz", ll, elbo)
     if ship_model:
         ship(model, history, Path(out) / "models" / f"{config.name}.pt")
@@ -252,39 +112,34 @@ def run_config(config: Config, data, out, *, epochs=None, epochs_scale=1.0, eval
         name=config.name, grid=config.grid, kind=config.kind, data=data.name,
         num_layers=config.num_layers, hidden=list(config.hidden), latent=list(config.latent),
         activation=config.activation, batch_norm=config.batch_norm, warmup=config.warmup,
-        train_k=config.k, fit=s, published_epochs=config.protocol["epochs"],
-        shortened=s["epochs"] < config.protocol["epochs"], seed=seed,
+        train_k=config.k, fit=_schedule_fields(tc), published_epochs=config.protocol["epochs"],
+        shortened=tc.epochs < config.protocol["epochs"], seed=seed,
         n_train=int(data.train_x.shape[0]), n_test=int(x.shape[0]), eval_k=eval_k,
-        test_nll=-ll.mean().item(), test_nll_sem=ll.std().item() / math.sqrt(len(ll)),
-        test_elbo=elbo.mean().item(), active_units=active_units(model, x),
-        kl_per_layer=kl_per_layer(model, x), final_train_bound=history["bound"][-1],
+        **{f: ev[f] for f in ("test_nll", "test_nll_sem", "test_elbo", "active_units",
+                              "kl_per_layer")},
+        final_train_bound=history["bound"][-1],
         train_seconds_this_run=train_seconds, train_seconds=sum(history["seconds"]),
-        eval_seconds=eval_seconds, device=str(next(model.parameters()).device),
-        torch=torch.__version__, machine=platform.machine(), compiled=bool(compile),
+        eval_seconds=ev["eval_seconds"], device=str(model.device),
+        torch=torch.__version__, machine=platform.machine(), compiled=bool(compiled),
         precision=precision,
     )
-    _write_json(result, runs / f"{config.name}.json")
-    if cache:
+    write_json(result, runs / f"{config.name}.json")
+    if cache and curves:
         evaluate_curve(config, data, out, seed=seed, device=device, progress=progress,
-                       compile=compile)
+                       compiled=compiled)
     return result
 
 
-def curve_epochs(epochs: int) -> tuple:
-    """The learning-curve epochs reached by a run of ``epochs`` epochs, and its last."""
-    return tuple(sorted({e for e in CURVE_EPOCHS if e <= epochs} | {epochs}))
-
-
 def _save_per_image(path: Path, ll: torch.Tensor, elbo: torch.Tensor) -> None:
-    import numpy as np
-    tmp = path.with_suffix(f".{time.time_ns()}.tmp.npz")
-    np.savez_compressed(tmp, log_likelihood=ll.double().numpy(), elbo=elbo.double().numpy())
-    tmp.replace(path)
+    def write(tmp: Path):
+        with tmp.open("wb") as f:
+            np.savez_compressed(f, log_likelihood=ll.double().numpy(),
+                                elbo=elbo.double().numpy())
+    atomic_write(path, write)
 
 
 def load_per_image(out, name: str) -> dict:
     """A run's per-image test log-likelihoods and ELBOs (nats), as numpy arrays."""
-    import numpy as np
     with np.load(Path(out) / "runs" / f"{name}.per_image.npz") as f:
         return {key: f[key] for key in f.files}
 
@@ -292,38 +147,24 @@ def load_per_image(out, name: str) -> dict:
 def ship(model, history, path) -> Path:
     """Save ``model`` with float16 parameters (batch-norm statistics and integers kept as
     they are) for the book to load; ``load_shipped`` turns them back into float32."""
-    from .train import save_checkpoint
-    path = Path(path)
-    save_checkpoint(model, history, path)
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    ckpt["state_dict"] = {n: (t.half() if t.is_floating_point() and "running" not in n else t)
-                          for n, t in ckpt["state_dict"].items()}
-    tmp = path.with_suffix(f".{time.time_ns()}.tmp")
-    torch.save(ckpt, tmp)
-    tmp.replace(path)
-    return path
+    state = ckpt.state_of(model, history)
+    state["state_dict"] = {n: (t.half() if t.is_floating_point() and "running" not in n else t)
+                           for n, t in state["state_dict"].items()}
+    return ckpt.save(state, path)
 
 
 def load_shipped(path, device=None):
     """A model saved by ``ship`` (or any ``fit`` checkpoint): ``(model in eval mode, history)``."""
-    from .models import build_model
-    from .train import choose_device
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    model = build_model(ckpt["kind"], **ckpt["config"])
-    model.load_state_dict({n: (t.float() if t.is_floating_point() else t)
-                           for n, t in ckpt["state_dict"].items()})
-    return model.to(choose_device(device)).eval(), ckpt["history"]
+    return ckpt.load_checkpoint(path, device)
 
 
 def evaluate_curve(config: Config, data, out, *, seed=0, device=None, progress=True,
-                   compile=False) -> list:
+                   compiled=False) -> list:
     """Evaluate every saved snapshot of ``config``'s run not yet in ``<name>.curve.json``:
     per epoch, L_k with k = ``CURVE_K`` and the ELBO on the first ``CURVE_IMAGES`` test
     images (the same images for every run and epoch), active units and KL per layer.
     Works while the run is still training; returns the points, sorted by epoch."""
-    from .analysis import active_units, kl_per_layer
-    from .bounds import log_likelihood
-    from .train import load_checkpoint
+    from .evaluation import evaluate
     path = Path(out) / "runs" / f"{config.name}.curve.json"
     points = json.loads(path.read_text())["points"] if path.is_file() else []
     done = {p["epoch"] for p in points}
@@ -332,19 +173,15 @@ def evaluate_curve(config: Config, data, out, *, seed=0, device=None, progress=T
         epoch = int(snap.stem[len("epoch"):])
         if epoch in done:
             continue
-        model, history = load_checkpoint(snap, device)
-        ll, elbo = log_likelihood(model, x, k=CURVE_K, seed=seed, return_elbo=True,
-                                  progress=progress, compile=compile)
-        points.append(dict(epoch=epoch, test_nll=-ll.mean().item(),
-                           test_nll_sem=ll.std().item() / math.sqrt(len(ll)),
-                           test_elbo=elbo.mean().item(), active_units=active_units(model, x),
-                           kl_per_layer=kl_per_layer(model, x),
-                           train_bound=history["bound"][-1],
-                           train_seconds=sum(history["seconds"])))
+        model, history = ckpt.load_checkpoint(snap, device)
+        ev, ll, _ = evaluate(model, x, CURVE_K, seed=seed, compiled=compiled, progress=progress)
+        points.append(dict(epoch=epoch, **{f: ev[f] for f in (
+            "test_nll", "test_nll_sem", "test_elbo", "active_units", "kl_per_layer")},
+            train_bound=history["bound"][-1], train_seconds=sum(history["seconds"])))
         points.sort(key=lambda p: p["epoch"])
         _save_curve_images(path.with_suffix(".npz"), epoch, ll)
-        _write_json(dict(name=config.name, data=data.name, n_images=int(x.shape[0]),
-                         k=CURVE_K, points=points), path)
+        write_json(dict(name=config.name, data=data.name, n_images=int(x.shape[0]),
+                        k=CURVE_K, points=points), path)
     return points
 
 
@@ -357,9 +194,11 @@ def _save_curve_images(path: Path, epoch: int, ll: torch.Tensor) -> None:
         with np.load(path) as f:
             arrays = {key: f[key] for key in f.files}
     arrays[f"epoch{epoch:05d}"] = ll.double().numpy()
-    tmp = path.with_suffix(f".{time.time_ns()}.tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    tmp.replace(path)
+
+    def write(tmp: Path):
+        with tmp.open("wb") as f:
+            np.savez_compressed(f, **arrays)
+    atomic_write(path, write)
 
 
 def load_curve_images(out, name: str) -> dict:
@@ -374,7 +213,7 @@ def load_curve_images(out, name: str) -> dict:
 
 def run(configs: list[Config], data, out, *, force=False, progress=True, **options) -> list[dict]:
     """Run every configuration whose ``runs/<name>.json`` is missing (all with ``force``);
-    return the results of all of them (loaded or new)."""
+    return the results of all of them (loaded or new). ``options``: of ``run_config``."""
     out = Path(out)
     results = []
     bar = configs
@@ -390,11 +229,6 @@ def run(configs: list[Config], data, out, *, force=False, progress=True, **optio
             continue
         results.append(run_config(config, data, out, progress=progress, **options))
     return results
-
-
-def published(data_name: str, name: str):
-    """(NLL, source) from the papers for this data set and configuration, or None."""
-    return PUBLISHED.get((data_name, name))
 
 
 def _order(row) -> tuple:
@@ -418,8 +252,8 @@ def merge(out) -> dict:
     summary.update(_comparisons(out, rows))
     if not rows:
         summary["data"] = sorted({c["data"] for c in summary["curves"].values()})
-    _write_json(summary, out / "results.json")
-    (out / "results.md").write_text(markdown(summary, out))
+    write_json(summary, out / "results.json")
+    atomic_write(out / "results.md", lambda tmp: tmp.write_text(markdown(summary, out)))
     return summary
 
 
@@ -484,15 +318,20 @@ def markdown(summary: dict, out=None) -> str:
     lines = [f"# Reproduction results ({', '.join(summary['data'])})", ""]
     if summary["shortened"]:
         lines += [
-            "**Shortened protocol.** These numbers come from a shortened protocol (far fewer epochs "
+            "**Shortened protocol.** These numbers come from a shortened protocol (far "
+            "fewer epochs "
             "than published, possibly a subset of the data and of the test set, and fewer "
             "importance samples); they are not comparable with the published numbers, which are "
             "shown only for scale. Full protocols, one command each (a GPU):", "",
-            "    python -m lvae_core reproduce --data mnist --grid lvae --eval-k 5000 --out results/lvae-mnist",
-            "    python -m lvae_core reproduce --data mnist --grid iwae --eval-k 5000 --out results/iwae-mnist",
-            "    python -m lvae_core reproduce --data fashion-mnist --grid all --eval-k 5000 --out results/fashion-mnist",
+            "    python -m lvae_core reproduce --data mnist --grid lvae --eval-k 5000 --out "
+            "results/lvae-mnist",
+            "    python -m lvae_core reproduce --data mnist --grid iwae --eval-k 5000 --out "
+            "results/iwae-mnist",
+            "    python -m lvae_core reproduce --data fashion-mnist --grid all --eval-k "
+            "5000 --out results/fashion-mnist",
             "",
-            "Add `--shard i/n` to spread a grid over n GPUs, then `python -m lvae_core reproduce --merge <out>`.",
+            "Add `--shard i/n` to spread a grid over n GPUs, then `python -m lvae_core "
+            "reproduce --merge <out>`.",
             "",
         ]
     made = Path(out) / "commands.txt" if out is not None else None
@@ -501,7 +340,8 @@ def markdown(summary: dict, out=None) -> str:
         lines += [f"    {line}" for line in made.read_text().splitlines() if line.strip()]
         lines += [""]
     lines += [
-        "| configuration | data | train / test | epochs (published) | train k | eval k | test NLL | "
+        "| configuration | data | train / test | epochs (published) | train k | eval k | "
+        "test NLL | "
         "test -ELBO | active units | train s | published NLL | source |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -514,8 +354,10 @@ def markdown(summary: dict, out=None) -> str:
             f"{'-'.join(str(a) for a in r['active_units'])} | {r['train_seconds']:.0f} | {pub} | "
             f"{r.get('published_source') or ''} |")
     lines += ["", "Test NLL: -log p(x) in nats, importance-sampled with `eval k` samples "
-              "(± one standard error over test images; differences between models on the same images "
-              "are more precise than that). Train s: training wall-clock seconds as recorded by `fit`. Active units: per layer from z_1 "
+              "(± one standard error over test images; differences between models on the "
+              "same images "
+              "are more precise than that). Train s: training wall-clock seconds as "
+              "recorded by `fit`. Active units: per layer from z_1 "
               "upwards, Cov_x(E_q[u|x]) > 0.01 (Burda et al., 2016). Device: "
               f"{', '.join(sorted({r['device'] for r in rows}))}.", ""]
     from .comparison import differences_markdown
@@ -538,7 +380,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--grid", choices=GRIDS, default="all")
     parser.add_argument("--only", default=None,
                         help="comma-separated names or glob patterns, e.g. 'lvae-L5-*,iwae-L1-k50'")
-    parser.add_argument("--epochs", type=int, default=None, help="train every configuration this many epochs")
+    parser.add_argument("--epochs", type=int, default=None, help="train every configuration "
+                                                                 "this many epochs")
     parser.add_argument("--epochs-scale", type=float, default=1.0,
                         help="train this share of the published epochs (e.g. 0.01)")
     parser.add_argument("--eval-k", type=int, default=5000)
@@ -547,10 +390,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None)
     parser.add_argument("--checkpoint-every", type=int, default=50)
-    parser.add_argument("--shard", default=None, help="i/n: run the configurations with index %% n == i")
+    parser.add_argument("--shard", default=None, help="i/n: run the configurations with "
+                                                      "index %% n == i")
     parser.add_argument("--out", default="results/reproduce")
-    parser.add_argument("--force", action="store_true", help="run again even when runs/<name>.json exists")
-    parser.add_argument("--list", action="store_true", help="print the selected configurations and stop")
+    parser.add_argument("--force", action="store_true", help="run again even when "
+                                                             "runs/<name>.json exists")
+    parser.add_argument("--list", action="store_true", help="print the selected "
+                                                            "configurations and stop")
     parser.add_argument("--merge", metavar="OUT", default=None,
                         help="only gather OUT/runs/*.json into OUT/results.json and results.md")
     parser.add_argument("--no-progress", action="store_true")
@@ -559,6 +405,8 @@ def add_arguments(parser) -> None:
                              "densities, optimizer and evaluation stay float32)")
     parser.add_argument("--ship-models", action="store_true",
                         help="also save each trained model in float16 to OUT/models/<name>.pt")
+    parser.add_argument("--no-curves", action="store_true",
+                        help="do not evaluate the learning-curve snapshots after training")
     parser.add_argument("--curves", action="store_true",
                         help="only evaluate the learning-curve snapshots saved so far (runs "
                              "may still be training), then merge")
@@ -593,7 +441,7 @@ def main(args) -> int:
         for c in configs:
             s = schedule(c, args.epochs, args.epochs_scale)
             print(f"{c.name:16s} {c.kind} hidden={list(c.hidden)} latent={list(c.latent)} "
-                  f"k={c.k} epochs={s['epochs']} warm-up={s['warmup_epochs']:g}")
+                  f"k={c.k} epochs={s.epochs} warm-up={s.warmup_epochs:g}")
         return 0
     if not configs:
         raise ValueError(f"no configuration of grid {args.grid!r} matches {args.only!r}")
@@ -603,14 +451,14 @@ def main(args) -> int:
     if args.curves:
         for c in configs:
             evaluate_curve(c, data, args.out, seed=args.seed, device=args.device,
-                           progress=not args.no_progress, compile=args.compile)
+                           progress=not args.no_progress, compiled=args.compile)
         print(markdown(merge(args.out), args.out))
         return 0
     _record_command(Path(args.out))
     run(configs, data, args.out, force=args.force, progress=not args.no_progress,
         epochs=args.epochs, epochs_scale=args.epochs_scale, eval_k=args.eval_k, seed=args.seed,
-        device=args.device, checkpoint_every=args.checkpoint_every, compile=args.compile,
-        ship_model=args.ship_models, precision=args.precision)
+        device=args.device, checkpoint_every=args.checkpoint_every, compiled=args.compile,
+        ship_model=args.ship_models, precision=args.precision, curves=not args.no_curves)
     summary = merge(args.out)
     print(markdown(summary))
     return 0

@@ -46,7 +46,7 @@ class LinearGaussian:
 
     # -- exact quantities -----------------------------------------------------------
     def check(self, x) -> torch.Tensor:
-        return check_data(x, self.x_dim, "gaussian").to(self.dtype)
+        return check_data(x, self.x_dim, binary=False).to(self.dtype)
 
     def log_marginal(self, x: torch.Tensor) -> torch.Tensor:
         """Exact log p(x), (B,)."""
@@ -67,7 +67,8 @@ class LinearGaussian:
         return z @ self.W.T + self.b + math.sqrt(self.noise_var) * eps, z
 
     def log_joint(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """log p(x, z) = log N(z; 0, I) + log N(x; W z + b, s^2 I); z (..., B, z_dim) -> (..., B)."""
+        """log p(x, z) = log N(z; 0, I) + log N(x; W z + b, s^2 I); z (..., B, z_dim) ->
+        (..., B)."""
         log_pz = -0.5 * (LOG_2PI + z**2).sum(-1)
         resid = x - (z @ self.W.T + self.b)
         log_px_z = -0.5 * (self.x_dim * (LOG_2PI + math.log(self.noise_var))
@@ -83,7 +84,8 @@ class LinearGaussian:
     def log_weights_under(self, x, k: int, mu_q: torch.Tensor, cov_q: torch.Tensor) -> torch.Tensor:
         """(k, B) log p(x, z) - log q(z) for z ~ q = N(mu_q, cov_q); mu_q (B, z_dim) or (z_dim,)."""
         k, x = check_k(k), self.check(x)
-        q = MultivariateNormal(torch.as_tensor(mu_q, dtype=self.dtype).expand(x.shape[0], self.z_dim),
+        mean = torch.as_tensor(mu_q, dtype=self.dtype).expand(x.shape[0], self.z_dim)
+        q = MultivariateNormal(mean,
                                covariance_matrix=torch.as_tensor(cov_q, dtype=self.dtype))
         z = q.sample((k,))
         return self.log_joint(x, z) - q.log_prob(z)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Install everything and run every test of the book, in fast mode (LVAE_FAST=1):
+#   0. lint the package, the tests and the benchmarks with ruff (pyproject.toml's settings),
 #   1. execute every chapter notebook with nbval (pytest --nbval-lax book/),
 #   2. build the HTML book with warnings as errors (scripts/build_book.sh),
 #   3. pytest tests/: the unit tests, the browser test of the built book and the
@@ -36,6 +37,7 @@ run_step() {  # name command...
   return 0
 }
 
+run_step "lint (ruff)" "$PWD/.venv/bin/ruff" check lvae_core tests benchmarks
 run_step "notebooks (nbval-lax)" \
   "$PY" -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=900 \
         -p no:cacheprovider book/

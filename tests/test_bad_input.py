@@ -26,7 +26,7 @@ def test_wrong_feature_size(model):
     with pytest.raises(ValueError, match=r"expected \(batch, 20\)"):
         model.log_weights(torch.zeros(4, 21), 2)
     with pytest.raises(ValueError, match="x_dim=20"):
-        lv.fit(model, torch.zeros(8, 784), epochs=1, cache=False, progress=False)
+        lv.fit(model, torch.zeros(8, 784), lv.TrainConfig(epochs=1), cache=False, progress=False)
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
@@ -36,7 +36,7 @@ def test_nan_or_infinite_data(model, bad):
     with pytest.raises(ValueError, match="NaN or infinite"):
         model.log_weights(x, 1)
     with pytest.raises(ValueError, match="NaN or infinite"):
-        lv.fit(model, x, epochs=1, cache=False, progress=False)
+        lv.fit(model, x, lv.TrainConfig(epochs=1), cache=False, progress=False)
 
 
 @pytest.mark.parametrize("k", [0, -3, 1.5, "5"])
@@ -46,7 +46,7 @@ def test_k_below_one_or_not_an_integer(model, k):
     with pytest.raises(ValueError, match="k"):
         lv.log_likelihood(model, torch.zeros(2, 20), k=k)
     with pytest.raises(ValueError, match="k"):
-        lv.fit(model, torch.zeros(8, 20), epochs=1, k=k, cache=False, progress=False)
+        lv.fit(model, torch.zeros(8, 20), lv.TrainConfig(epochs=1, k=k), cache=False, progress=False)
 
 
 def test_unknown_dataset_lists_the_valid_names():
@@ -58,7 +58,7 @@ def test_unknown_dataset_lists_the_valid_names():
 
 def test_training_images_outside_unit_interval(model):
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        lv.fit(model, torch.full((8, 20), 2.0), epochs=1, cache=False, progress=False)
+        lv.fit(model, torch.full((8, 20), 2.0), lv.TrainConfig(epochs=1), cache=False, progress=False)
 
 
 def test_bad_model_configuration():

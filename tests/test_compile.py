@@ -7,20 +7,20 @@ import torch
 
 import lvae_core as lv
 import lvae_core.compiling as compiling
-from lvae_core.compiling import compile_mode
+from lvae_core.compiling import resolve_mode
 
 SMALL = dict(hidden=32, latent=4)
 
 
-def test_compile_mode_choices():
-    assert compile_mode(False, "cpu") is None and compile_mode(None, "cpu") is None
-    assert compile_mode(True, "cpu") == "default"
-    assert compile_mode(True, "cuda") == "reduce-overhead"
-    assert compile_mode("max-autotune", "cpu") == "max-autotune"
-    with pytest.raises(ValueError, match="compile must be"):
-        compile_mode("fast", "cpu")
-    with pytest.raises(ValueError, match="compile must be"):
-        lv.fit(lv.VAE(**SMALL), torch.rand(8, 784), epochs=1, compile="fastest", cache=False)
+def test_resolve_mode_choices():
+    assert resolve_mode(False, "cpu") is None and resolve_mode(None, "cpu") is None
+    assert resolve_mode(True, "cpu") == "default"
+    assert resolve_mode(True, "cuda") == "reduce-overhead"
+    assert resolve_mode("max-autotune", "cpu") == "max-autotune"
+    with pytest.raises(ValueError, match="compiled must be"):
+        resolve_mode("fast", "cpu")
+    with pytest.raises(ValueError, match="compiled must be"):
+        lv.TrainConfig(epochs=1, compiled="fastest")
 
 
 def test_compiled_training_is_reproducible_close_to_eager_and_cached_apart(mnist5k, tmp_path):
@@ -28,8 +28,7 @@ def test_compiled_training_is_reproducible_close_to_eager_and_cached_apart(mnist
     runs = {}
     for name, compile in (("eager", False), ("compiled", True), ("again", True)):
         model = lv.VAE(x_dim=784, **SMALL)
-        history = lv.fit(model, data, epochs=3, batch_size=128, seed=5, cache=tmp_path,
-                         progress=False, compile=compile)
+        history = lv.fit(model, data, lv.TrainConfig(epochs=3, batch_size=128, seed=5, compiled=compile), cache=tmp_path, progress=False)
         runs[name] = history["bound"], [p.detach().clone() for p in model.parameters()]
     # the same seed gives the same numbers; "again" is loaded from the compiled run's cache
     assert runs["compiled"][0] == runs["again"][0]
@@ -44,8 +43,7 @@ def test_compiled_training_is_reproducible_close_to_eager_and_cached_apart(mnist
 
     # a fresh compiled run (no cache) repeats the cached numbers exactly
     model = lv.VAE(x_dim=784, **SMALL)
-    history = lv.fit(model, data, epochs=3, batch_size=128, seed=5, cache=False, progress=False,
-                     compile=True)
+    history = lv.fit(model, data, lv.TrainConfig(epochs=3, batch_size=128, seed=5, compiled=True), cache=False, progress=False)
     assert history["bound"] == compiled
     assert all(torch.equal(a, b) for a, b in zip(runs["compiled"][1], model.parameters()))
 
@@ -53,12 +51,12 @@ def test_compiled_training_is_reproducible_close_to_eager_and_cached_apart(mnist
 def test_compiled_log_likelihood_estimates_the_same_quantity(mnist5k):
     data = mnist5k.subset(n_train=512, n_test=24)
     model = lv.LadderVAE(x_dim=784, hidden=(32, 16), latent=(8, 4))
-    lv.fit(model, data, epochs=2, batch_size=128, seed=0, cache=False, progress=False)
+    lv.fit(model, data, lv.TrainConfig(epochs=2, batch_size=128, seed=0), cache=False, progress=False)
     x = data.test_binary
     ll_e, elbo_e = lv.log_likelihood(model, x, k=3000, seed=1, max_rows=4096, return_elbo=True)
     ll_c, elbo_c = lv.log_likelihood(model, x, k=3000, seed=1, max_rows=4096, return_elbo=True,
-                                     compile=True)
-    again = lv.log_likelihood(model, x, k=3000, seed=1, max_rows=4096, compile=True)
+                                     compiled=True)
+    again = lv.log_likelihood(model, x, k=3000, seed=1, max_rows=4096, compiled=True)
     assert torch.equal(ll_c, again)                       # reproducible under a seed
     assert not torch.equal(ll_c, ll_e)                    # its own random stream
     # Both estimate the same ELBO and log p(x) per image. With 3000 samples the ELBO's Monte
@@ -85,7 +83,7 @@ def test_a_compiler_failure_falls_back_to_eager_with_a_warning(monkeypatch):
     x = (torch.rand(5, 784) < 0.5).float()
     eager = lv.log_likelihood(model, x, k=10, seed=0)
     with pytest.warns(RuntimeWarning, match="torch.compile failed .*no working C\\+\\+ compiler"):
-        fallback = lv.log_likelihood(model, x, k=10, seed=0, compile=True)
+        fallback = lv.log_likelihood(model, x, k=10, seed=0, compiled=True)
     assert torch.equal(eager, fallback)
 
     # an error that is not the compiler's is raised, not hidden
@@ -99,7 +97,7 @@ def test_a_compiler_failure_falls_back_to_eager_with_a_warning(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with pytest.raises(ValueError, match="shape mismatch"):
-            lv.log_likelihood(other, x, k=10, seed=0, compile=True)
+            lv.log_likelihood(other, x, k=10, seed=0, compiled=True)
 
 
 def test_reproduce_and_cli_pass_compile_through(tmp_path, monkeypatch):
@@ -108,22 +106,23 @@ def test_reproduce_and_cli_pass_compile_through(tmp_path, monkeypatch):
     import json
 
     import lvae_core.bounds as bounds
+    import lvae_core.evaluation as evaluation
     import lvae_core.train as train
     from lvae_core.cli import main as cli_main
 
     seen = []
     real_fit, real_ll = train.fit, bounds.log_likelihood
 
-    def fit(*args, compile=False, **kwargs):
-        seen.append(("fit", compile))
-        return real_fit(*args, **kwargs)
+    def fit(model, data, config, **kwargs):
+        seen.append(("fit", config.compiled))
+        return real_fit(model, data, config.replace(compiled=False), **kwargs)
 
-    def log_likelihood(*args, compile=False, **kwargs):
-        seen.append(("log_likelihood", compile))
+    def log_likelihood(*args, compiled=False, **kwargs):
+        seen.append(("log_likelihood", compiled))
         return real_ll(*args, **kwargs)
 
     monkeypatch.setattr(train, "fit", fit)
-    monkeypatch.setattr(bounds, "log_likelihood", log_likelihood)
+    monkeypatch.setattr(evaluation, "log_likelihood", log_likelihood)
     monkeypatch.setenv("LVAE_CACHE_DIR", str(tmp_path / "cache"))
     out = tmp_path / "out"
     assert cli_main(["reproduce", "--data", "digits", "--only", "vae-L1-k1", "--epochs", "1",

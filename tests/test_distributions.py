@@ -1,7 +1,5 @@
 """Closed forms checked against torch.distributions and numerical integration."""
-import math
 
-import numpy as np
 import pytest
 import torch
 from torch.distributions import Bernoulli, Normal, kl_divergence

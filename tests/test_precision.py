@@ -4,7 +4,8 @@ import pytest
 import torch
 
 import lvae_core as lv
-from lvae_core.train import _float32_outputs, _step_terms
+from lvae_core.bounds import elbo
+from lvae_core.train import _float32_outputs, _terms
 
 SMALL = dict(x_dim=784, hidden=[64, 32], latent=[8, 4], batch_norm=True,
              activation="leaky_relu")
@@ -24,13 +25,13 @@ def test_bf16_step_runs_products_in_bfloat16_and_densities_in_float32():
     hooks = _float32_outputs(model)     # registered after the probes: they see the raw output
     beta = torch.tensor(1.0)
     torch.manual_seed(1)
-    loss16, bound16, kl16 = _step_terms(model, 1, "iwae", "bf16")(x, beta)
+    loss16, bound16, kl16 = _terms(model, 1, elbo, bf16=True)(x, beta)
     assert set(dtypes) == {torch.bfloat16}          # every dense layer ran in bfloat16
     assert loss16.dtype == bound16.dtype == kl16.dtype == torch.float32
     for h in hooks + probe:
         h.remove()
     torch.manual_seed(1)                             # the same noise, in float32
-    loss32, _, _ = _step_terms(model, 1, "iwae", "fp32")(x, beta)
+    loss32, _, _ = _terms(model, 1, elbo, bf16=False)(x, beta)
     # bfloat16 keeps 8 bits of mantissa: the loss moves, but by well under 1 %
     assert loss16.item() != loss32.item()
     assert abs(loss16.item() - loss32.item()) < 0.01 * abs(loss32.item())
@@ -38,10 +39,10 @@ def test_bf16_step_runs_products_in_bfloat16_and_densities_in_float32():
 
 def test_bf16_fit_trains_is_cached_apart_and_leaves_float32_evaluation():
     data = lv.load_dataset("mnist-5k").subset(400, 100)
-    settings = dict(epochs=3, batch_size=64, seed=0, progress=False)
+    settings = lv.TrainConfig(epochs=3, batch_size=64, seed=0)
     m32, m16 = _ladder(), _ladder()
-    h32 = lv.fit(m32, data, **settings)
-    h16 = lv.fit(m16, data, precision="bf16", **settings)
+    h32 = lv.fit(m32, data, settings, progress=False)
+    h16 = lv.fit(m16, data, settings.replace(precision="bf16"), progress=False)
     assert h16["bound"] != h32["bound"]              # not the float32 run from the cache
     assert h16["bound"][-1] > h16["bound"][0] + 50   # it learns
     assert abs(h16["bound"][-1] - h32["bound"][-1]) < 5
@@ -50,4 +51,4 @@ def test_bf16_fit_trains_is_cached_apart_and_leaves_float32_evaluation():
     log_w = m16.log_weights(data.test_binary[:10], k=3)
     assert log_w.dtype == torch.float32
     with pytest.raises(ValueError, match="precision"):
-        lv.fit(_ladder(), data, precision="fp16", **settings)
+        settings.replace(precision="fp16")

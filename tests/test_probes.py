@@ -32,7 +32,7 @@ def test_probe_on_a_trained_vae_beats_chance():
     data = lv.load_dataset("mnist-5k").subset(1000, 400)
     torch.manual_seed(0)
     model = lv.HierarchicalVAE(x_dim=784, hidden=[128, 64], latent=[16, 4])
-    lv.fit(model, data, epochs=4, batch_size=100, progress=False)
+    lv.fit(model, data, lv.TrainConfig(epochs=4, batch_size=100), progress=False)
     acc = probes.probe_accuracy(model, lv.binarize(data.train_x, seed=0), data.train_y,
                                 data.test_binary, data.test_y)
     assert len(acc) == 2 and all(0.0 <= a <= 1.0 for a in acc)

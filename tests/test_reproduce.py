@@ -17,7 +17,7 @@ def test_names_are_stable_and_unique():
         ["vae-L1-k1", "iwae-L1-k1", "iwae-L1-k5", "iwae-L1-k50", "vae-L1-k5", "vae-L1-k50"]
     vae50 = next(c for c in reproduce.iwae_grid() if c.name == "vae-L2-k50")
     s = reproduce.schedule(vae50)
-    assert (s["k"], s["objective"], s["adam_eps"]) == (50, "elbo", 1e-4)
+    assert (s.k, s.objective, s.adam_eps) == (50, "elbo", 1e-4)
     assert reproduce.published("mnist", "vae-L1-k50")[0] == 86.35
 
 
@@ -26,18 +26,18 @@ def test_configurations_follow_the_papers():
     assert lvae5.hidden == (512, 256, 128, 64, 32) and lvae5.latent == (64, 32, 16, 8, 4)
     assert lvae5.kind == "lvae" and lvae5.batch_norm and lvae5.warmup
     s = reproduce.schedule(lvae5)
-    assert (s["epochs"], s["warmup_epochs"], s["lr"], s["batch_size"]) == (2000, 200, 2e-4, 256)
+    assert (s.epochs, s.warmup_epochs, s.lr, s.batch_size) == (2000, 200, 2e-4, 256)
     hvae2 = next(c for c in reproduce.lvae_grid() if c.name == "hvae-L2-plain")
     assert hvae2.latent == (64, 32) and not hvae2.batch_norm and not hvae2.warmup
-    assert reproduce.schedule(hvae2)["warmup_epochs"] == 0
+    assert reproduce.schedule(hvae2).warmup_epochs == 0
     iwae2 = next(c for c in reproduce.iwae_grid() if c.name == "iwae-L2-k50")
     assert iwae2.hidden == (200, 100) and iwae2.latent == (100, 50) and iwae2.k == 50
     s = reproduce.schedule(iwae2)
-    assert (s["epochs"], s["batch_size"], s["lr_schedule"], s["init_output_bias"]) == \
+    assert (s.epochs, s.batch_size, s.lr_schedule, s.init_output_bias) == \
         (3280, 20, "iwae", True)
     # shortened protocols keep the warm-up's share of the epochs
-    assert reproduce.schedule(lvae5, epochs_scale=0.01)["epochs"] == 20
-    assert reproduce.schedule(lvae5, epochs=10)["warmup_epochs"] == pytest.approx(1.0)
+    assert reproduce.schedule(lvae5, epochs_scale=0.01).epochs == 20
+    assert reproduce.schedule(lvae5, epochs=10).warmup_epochs == pytest.approx(1.0)
 
 
 def test_only_filters_by_name_or_glob():

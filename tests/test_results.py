@@ -59,11 +59,12 @@ def _model(seed=0):
 
 def test_a_snapshot_is_the_model_after_that_epoch(tmp_path):
     data = _tiny_data()
-    settings = dict(batch_size=64, lr=1e-3, seed=3, progress=False)
+    settings = lv.TrainConfig(epochs=3, batch_size=64, lr=1e-3, seed=3)
     long = _model()
-    lv.fit(long, data, epochs=3, snapshot_epochs=(1, 3), snapshot_dir=tmp_path / "s", **settings)
+    lv.fit(long, data, settings, snapshot_epochs=(1, 3), snapshot_dir=tmp_path / "s",
+           progress=False)
     short = _model()
-    lv.fit(short, data, epochs=1, **settings)            # stops where the snapshot was taken
+    lv.fit(short, data, settings.replace(epochs=1), progress=False)   # stops at the snapshot
     snap, history = lv.load_checkpoint(snapshot_path(tmp_path / "s", 1))
     assert history["epoch"] == [1]
     for (name, p), q in zip(short.state_dict().items(), snap.state_dict().values()):
@@ -72,13 +73,13 @@ def test_a_snapshot_is_the_model_after_that_epoch(tmp_path):
     for p, q in zip(long.state_dict().values(), last.state_dict().values()):
         assert torch.equal(p.cpu(), q.cpu())
     with pytest.raises(ValueError, match="snapshot_dir"):
-        lv.fit(_model(), data, epochs=1, snapshot_epochs=(1,), **settings)
+        lv.fit(_model(), data, settings.replace(epochs=1), snapshot_epochs=(1,), progress=False)
 
 
 def test_a_shipped_float16_model_keeps_its_likelihood(tmp_path):
     data = _tiny_data()
     model = _model()
-    history = lv.fit(model, data, epochs=2, batch_size=64, progress=False)
+    history = lv.fit(model, data, lv.TrainConfig(epochs=2, batch_size=64), progress=False)
     path = reproduce.ship(model, history, tmp_path / "m.pt")
     stored = torch.load(path, weights_only=True)["state_dict"]
     assert all(t.dtype == torch.float16 for n, t in stored.items()

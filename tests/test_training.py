@@ -1,12 +1,12 @@
 """Training: it learns, it is reproducible, the cache works, and divergence is handled."""
 import math
-from pathlib import Path
 
 import pytest
 import torch
 
 import lvae_core as lv
 import lvae_core.train as train_module
+from lvae_core import checkpoints
 
 TINY = dict(hidden=(64, 32), latent=(16, 8))
 
@@ -15,7 +15,7 @@ def test_short_training_raises_test_log_likelihood(mnist5k):
     data = mnist5k.subset(n_train=2000, n_test=200)
     model = lv.LadderVAE(x_dim=784, **TINY)
     before = lv.log_likelihood(model, data.test_binary, k=100, seed=0).mean().item()
-    history = lv.fit(model, data, epochs=3, warmup_epochs=1, seed=0, progress=False)
+    history = lv.fit(model, data, lv.TrainConfig(epochs=3, warmup_epochs=1, seed=0), progress=False)
     after = lv.log_likelihood(model, data.test_binary, k=100, seed=0).mean().item()
     assert after > before + 100, (before, after)
     assert len(history["bound"]) == 3 and history["bound"][-1] > history["bound"][0]
@@ -28,7 +28,7 @@ def test_same_seed_same_numbers_and_different_seed_differs(mnist5k):
     runs = []
     for seed in (1, 1, 2):
         model = lv.HierarchicalVAE(x_dim=784, **TINY)
-        history = lv.fit(model, data, epochs=2, seed=seed, cache=False, progress=False)
+        history = lv.fit(model, data, lv.TrainConfig(epochs=2, seed=seed), cache=False, progress=False)
         runs.append((history["bound"], [p.detach().clone() for p in model.parameters()]))
     assert runs[0][0] == runs[1][0]
     assert all(torch.equal(a, b) for a, b in zip(runs[0][1], runs[1][1]))
@@ -38,7 +38,7 @@ def test_same_seed_same_numbers_and_different_seed_differs(mnist5k):
 def test_iwae_training_and_warmup_schedule(mnist5k):
     data = mnist5k.subset(n_train=256)
     model = lv.VAE(x_dim=784, hidden=32, latent=4)
-    history = lv.fit(model, data, epochs=2, k=5, warmup_epochs=4, batch_size=64, progress=False)
+    history = lv.fit(model, data, lv.TrainConfig(epochs=2, k=5, warmup_epochs=4, batch_size=64), progress=False)
     assert history["beta"] == [0.25, 0.5]
     assert all(math.isfinite(b) for b in history["bound"])
     assert lv.warmup_beta(0.0, 200) == 0.0 and lv.warmup_beta(100, 200) == 0.5
@@ -56,7 +56,7 @@ def test_iwae_learning_rate_schedule():
 def test_cache_loads_instead_of_training(mnist5k, monkeypatch, tmp_path):
     data = mnist5k.subset(n_train=256)
     first = lv.LadderVAE(x_dim=784, **TINY)
-    history = lv.fit(first, data, epochs=1, cache=tmp_path, progress=False)
+    history = lv.fit(first, data, lv.TrainConfig(epochs=1), cache=tmp_path, progress=False)
     assert len(list(tmp_path.glob("*.pt"))) == 1
 
     def no_training(*args, **kwargs):
@@ -64,22 +64,22 @@ def test_cache_loads_instead_of_training(mnist5k, monkeypatch, tmp_path):
 
     monkeypatch.setattr(train_module, "_train", no_training)
     second = lv.LadderVAE(x_dim=784, **TINY)
-    assert lv.fit(second, data, epochs=1, cache=tmp_path, progress=False) == history
+    assert lv.fit(second, data, lv.TrainConfig(epochs=1), cache=tmp_path, progress=False) == history
     for a, b in zip(first.state_dict().values(), second.state_dict().values()):
         assert torch.equal(a, b)
     # another configuration is not served from the cache
     with pytest.raises(AssertionError, match="trained again"):
-        lv.fit(lv.LadderVAE(x_dim=784, **TINY), data, epochs=1, lr=5e-4, cache=tmp_path, progress=False)
+        lv.fit(lv.LadderVAE(x_dim=784, **TINY), data, lv.TrainConfig(epochs=1, lr=5e-4), cache=tmp_path, progress=False)
 
 
 def test_damaged_checkpoint_is_retrained_not_a_crash(mnist5k, tmp_path):
     data = mnist5k.subset(n_train=256)
-    lv.fit(lv.VAE(x_dim=784, hidden=32, latent=4), data, epochs=1, cache=tmp_path, progress=False)
+    lv.fit(lv.VAE(x_dim=784, hidden=32, latent=4), data, lv.TrainConfig(epochs=1), cache=tmp_path, progress=False)
     (path,) = tmp_path.glob("*.pt")
     path.write_bytes(path.read_bytes()[:100])
     model = lv.VAE(x_dim=784, hidden=32, latent=4)
     with pytest.warns(RuntimeWarning, match="damaged"):
-        history = lv.fit(model, data, epochs=1, cache=tmp_path, progress=False)
+        history = lv.fit(model, data, lv.TrainConfig(epochs=1), cache=tmp_path, progress=False)
     assert len(history["bound"]) == 1
     torch.load(path, weights_only=True)   # rewritten, whole
 
@@ -87,7 +87,7 @@ def test_damaged_checkpoint_is_retrained_not_a_crash(mnist5k, tmp_path):
 def test_nan_loss_stops_with_epoch_and_hint_and_keeps_last_good(mnist5k, tmp_path):
     data = mnist5k.subset(n_train=256)
     model = lv.VAE(x_dim=784, hidden=32, latent=4)
-    lv.fit(lv.VAE(x_dim=784, hidden=32, latent=4), data, epochs=1, cache=tmp_path, progress=False)
+    lv.fit(lv.VAE(x_dim=784, hidden=32, latent=4), data, lv.TrainConfig(epochs=1), cache=tmp_path, progress=False)
     saved_before = {p: p.read_bytes() for p in tmp_path.glob("*.pt")}
     original, calls = model.generative.log_px, {"n": 0}
 
@@ -98,7 +98,7 @@ def test_nan_loss_stops_with_epoch_and_hint_and_keeps_last_good(mnist5k, tmp_pat
 
     model.generative.log_px = log_px_turning_nan
     with pytest.raises(lv.TrainingDivergedError, match="epoch 2") as err:
-        lv.fit(model, data, epochs=3, batch_size=64, cache=tmp_path, progress=False)
+        lv.fit(model, data, lv.TrainConfig(epochs=3, batch_size=64), cache=tmp_path, progress=False)
     assert "learning rate" in str(err.value)
     assert all(torch.isfinite(p).all() for p in model.parameters())
     last_good = list(tmp_path.glob("*.last_good.pt"))
@@ -113,10 +113,10 @@ def test_nan_loss_stops_with_epoch_and_hint_and_keeps_last_good(mnist5k, tmp_pat
 def test_resumable_checkpoints_give_the_same_result(mnist5k, tmp_path, monkeypatch):
     data = mnist5k.subset(n_train=256)
     straight = lv.HierarchicalVAE(x_dim=784, **TINY)
-    h_straight = lv.fit(straight, data, epochs=4, cache=False, progress=False)
+    h_straight = lv.fit(straight, data, lv.TrainConfig(epochs=4), cache=False, progress=False)
 
     calls = {"n": 0}
-    original = train_module._atomic_save
+    original = checkpoints.save
 
     def save_then_stop(obj, path):
         original(obj, path)
@@ -125,12 +125,11 @@ def test_resumable_checkpoints_give_the_same_result(mnist5k, tmp_path, monkeypat
             if calls["n"] == 1:
                 raise KeyboardInterrupt   # interrupted right after the epoch-2 checkpoint
 
-    monkeypatch.setattr(train_module, "_atomic_save", save_then_stop)
+    monkeypatch.setattr(checkpoints, "save", save_then_stop)
     with pytest.raises(KeyboardInterrupt):
-        lv.fit(lv.HierarchicalVAE(x_dim=784, **TINY), data, epochs=4, checkpoint_every=2,
-               cache=tmp_path, progress=False)
+        lv.fit(lv.HierarchicalVAE(x_dim=784, **TINY), data, lv.TrainConfig(epochs=4), checkpoint_every=2, cache=tmp_path, progress=False)
     resumed = lv.HierarchicalVAE(x_dim=784, **TINY)
-    h_resumed = lv.fit(resumed, data, epochs=4, checkpoint_every=2, cache=tmp_path, progress=False)
+    h_resumed = lv.fit(resumed, data, lv.TrainConfig(epochs=4), checkpoint_every=2, cache=tmp_path, progress=False)
     assert h_resumed["bound"] == pytest.approx(h_straight["bound"], rel=1e-5)
     assert not list(tmp_path.glob("*.partial.pt"))
 
@@ -149,8 +148,7 @@ def test_k_sample_elbo_objective_differs_from_iwae(mnist5k):
     runs = {}
     for objective in ("iwae", "elbo"):
         model = lv.VAE(x_dim=784, hidden=32, latent=4)
-        runs[objective] = lv.fit(model, data, epochs=1, k=5, objective=objective, cache=False,
-                                 progress=False)["bound"][0]
+        runs[objective] = lv.fit(model, data, lv.TrainConfig(epochs=1, k=5, objective=objective), cache=False, progress=False)["bound"][0]
     assert runs["iwae"] != runs["elbo"]
     with pytest.raises(ValueError, match="objective"):
-        lv.fit(lv.VAE(x_dim=784, hidden=32, latent=4), data, epochs=1, objective="kl", progress=False)
+        lv.TrainConfig(epochs=1, objective="kl")

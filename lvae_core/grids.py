@@ -1,0 +1,167 @@
+"""The reproduce grids as data: the papers' configurations, protocols and published numbers.
+
+* ``lvae_grid()`` (Sønderby et al., 2016): a hierarchical VAE with bottom-up inference
+  (``hvae``) and a Ladder VAE (``lvae``) with 1 to 5 stochastic layers, the paper's widths
+  512-256-128-64-32 / 64-32-16-8-4 truncated to L layers, leaky ReLU, each with batch norm
+  and KL warm-up (``-bn-wu``) and without either (``-plain``); Adam, lr 2e-4, batch 256,
+  2000 epochs, warm-up over the first 200 (10 %) epochs. Names: ``lvae-L5-bn-wu``,
+  ``hvae-L2-plain``, ...
+* ``iwae_grid()`` (Burda et al., 2016, section 5): tanh MLPs, 1 layer (200-200, 50 latent)
+  or 2 layers (200-200 to 100, 100-100 to 50), no batch norm, decoder output bias at the
+  logit of the training mean, batch 20, 3280 epochs with lr 1e-3, Adam's epsilon 1e-4 and
+  the paper's 8-stage schedule; the VAE (trained on the ELBO, k = 1) and the IWAE trained on
+  L_k for k = 1, 5, 50. Names: ``vae-L1-k1``, ``iwae-L2-k50``, ... (``iwae-L*-k1`` is the
+  same objective as ``vae-L*-k1``, so it shares that checkpoint through ``fit``'s cache.)
+
+``schedule(config, epochs=...)`` turns a configuration into its ``TrainConfig``;
+``lvae_core.reproduce`` runs them.
+"""
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+
+from .configs import IWAE_ARCHS, LVAE_HIDDEN, LVAE_LATENT, ModelConfig, TrainConfig
+
+IWAE_KS = (1, 5, 50)
+
+#: The published protocols: Sønderby et al. (2016), experiments section; Burda et al. (2016),
+#: section 5.
+PROTOCOLS = {
+    "lvae": dict(epochs=2000, warmup_epochs=200, lr=2e-4, batch_size=256, lr_schedule=None,
+                 init_output_bias=False),
+    "iwae": dict(epochs=3280, warmup_epochs=0, lr=1e-3, batch_size=20, lr_schedule="iwae",
+                 init_output_bias=True, adam_eps=1e-4),
+}
+
+#: Published negative test log-likelihoods in nats, copied from the papers:
+#: (data set, configuration name) -> (NLL, source). Binarized MNIST numbers are on the full
+#: 60,000/10,000 MNIST with k = 5000; Fashion-MNIST numbers are for other architectures
+#: (z = 40, 300 hidden units) and serve only as a scale.
+PUBLISHED = {
+    ("mnist", "vae-L1-k1"): (86.76, "Burda et al. 2016, Table 1 (VAE, k=1)"),
+    ("mnist", "iwae-L1-k1"): (86.76, "Burda et al. 2016, Table 1 (IWAE k=1 = VAE)"),
+    ("mnist", "iwae-L1-k5"): (85.54, "Burda et al. 2016, Table 1"),
+    ("mnist", "iwae-L1-k50"): (84.78, "Burda et al. 2016, Table 1"),
+    ("mnist", "vae-L1-k50"): (86.35, "Burda et al. 2016, Table 1 (VAE trained with k=50)"),
+    ("mnist", "vae-L2-k1"): (85.33, "Burda et al. 2016, Table 1 (VAE, k=1)"),
+    ("mnist", "vae-L2-k50"): (84.78, "Burda et al. 2016, Table 1 (VAE trained with k=50)"),
+    ("mnist", "iwae-L2-k1"): (85.33, "Burda et al. 2016, Table 1 (IWAE k=1 = VAE)"),
+    ("mnist", "iwae-L2-k5"): (83.89, "Burda et al. 2016, Table 1"),
+    ("mnist", "iwae-L2-k50"): (82.90, "Burda et al. 2016, Table 1"),
+    ("mnist", "hvae-L5-bn-wu"): (82.74, "Sønderby et al. 2016 (VAE + BN + warm-up, 5 layers)"),
+    ("mnist", "lvae-L5-bn-wu"): (82.12, "Sønderby et al. 2016 (LVAE + BN + warm-up, 5 layers)"),
+    ("fashion-mnist", "vae-L1-k1"): (228.70, "Norouzi et al. 2020 (VAE, z=40, 300 hidden)"),
+    ("fashion-mnist", "hvae-L1-bn-wu"): (228.70, "Norouzi et al. 2020 (VAE, z=40, 300 hidden)"),
+    ("fashion-mnist", "hvae-L1-plain"): (228.70, "Norouzi et al. 2020 (VAE, z=40, 300 hidden)"),
+    ("fashion-mnist", "vae-L2-k1"): (227.37, "Norouzi et al. 2020 (2-layer hierarchical VAE)"),
+    ("fashion-mnist", "hvae-L2-bn-wu"): (227.37,
+                                         "Norouzi et al. 2020 (2-layer hierarchical VAE)"),
+    ("fashion-mnist", "hvae-L2-plain"): (227.37,
+                                         "Norouzi et al. 2020 (2-layer hierarchical VAE)"),
+}
+
+GRIDS = ("lvae", "iwae", "all")
+
+
+@dataclass(frozen=True)
+class Config:
+    """One configuration of a grid: the model, its objective and its published protocol."""
+    name: str
+    grid: str                       # "lvae" or "iwae"
+    kind: str                       # "hvae" or "lvae" (lvae_core.build_model)
+    hidden: tuple
+    latent: tuple
+    activation: str
+    batch_norm: bool
+    warmup: bool                    # KL warm-up over the protocol's warm-up share
+    k: int                          # importance samples in training
+    protocol: dict = field(default_factory=dict, compare=False, hash=False)
+    objective: str = "iwae"         # with k > 1: "iwae" (L_k) or "elbo" (the k-sample ELBO)
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.latent)
+
+    def model(self, x_dim: int = 784) -> ModelConfig:
+        """The model's configuration (a Bernoulli likelihood on ``x_dim`` pixels)."""
+        return ModelConfig(self.kind, self.hidden, self.latent, x_dim, "bernoulli",
+                           self.batch_norm, self.activation)
+
+
+def lvae_grid(layers=range(1, 6)) -> list[Config]:
+    """Sønderby et al.'s grid: {hvae, lvae} x L layers x {plain, bn-wu}."""
+    configs = []
+    for n in layers:
+        for kind in ("hvae", "lvae"):
+            for bn_wu in (False, True):
+                name = f"{kind}-L{n}-{'bn-wu' if bn_wu else 'plain'}"
+                configs.append(Config(name, "lvae", kind, LVAE_HIDDEN[:n], LVAE_LATENT[:n],
+                                      "leaky_relu", bn_wu, bn_wu, 1, PROTOCOLS["lvae"]))
+    return configs
+
+
+def iwae_grid(layers=(1, 2), ks=IWAE_KS) -> list[Config]:
+    """Burda et al.'s grid, 1 and 2 layers: the IWAE trained on L_k for each k, and the VAE
+    trained on the ELBO estimated with the same k samples (``vae-L*-k1`` and ``iwae-L*-k1``
+    are the same objective)."""
+    configs = []
+    for n in layers:
+        hidden, latent = IWAE_ARCHS[n]
+        arch = ("hvae", hidden, latent, "tanh", False, False)
+        configs.append(Config(f"vae-L{n}-k1", "iwae", *arch, 1, PROTOCOLS["iwae"]))
+        configs += [Config(f"iwae-L{n}-k{k}", "iwae", *arch, k, PROTOCOLS["iwae"]) for k in ks]
+        configs += [Config(f"vae-L{n}-k{k}", "iwae", *arch, k, PROTOCOLS["iwae"],
+                           objective="elbo") for k in ks if k > 1]
+    return configs
+
+
+def list_configs(grid: str = "all", only=None) -> list[Config]:
+    """The configurations of ``grid`` ("lvae", "iwae" or "all") whose names match ``only``:
+    None, or comma-separated names or glob patterns (``"lvae-L5-*,iwae-L1-k50"``)."""
+    if grid not in GRIDS:
+        raise ValueError(f"unknown grid {grid!r}; expected one of {GRIDS}")
+    configs = (lvae_grid() if grid in ("lvae", "all") else []) + \
+              (iwae_grid() if grid in ("iwae", "all") else [])
+    if only:
+        patterns = [p.strip() for p in (only.split(",") if isinstance(only, str) else only)
+                    if p.strip()]
+        configs = [c for c in configs
+                   if any(fnmatch.fnmatchcase(c.name, p) for p in patterns)]
+    return configs
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` -> (i, n) with 0 <= i < n."""
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise ValueError(f"a shard is written i/n (e.g. 0/4), got {text!r}") from None
+    if n < 1 or not 0 <= i < n:
+        raise ValueError(f"a shard i/n needs 0 <= i < n, got {text!r}")
+    return i, n
+
+
+def shard(configs: list[Config], i: int, n: int) -> list[Config]:
+    """The configurations whose index is ``i`` modulo ``n``: the n shards partition the list."""
+    return [c for j, c in enumerate(configs) if j % n == i]
+
+
+def schedule(config: Config, epochs: int | None = None, epochs_scale: float = 1.0, *,
+             seed: int = 0, compiled=False, precision: str = "fp32") -> TrainConfig:
+    """The training configuration of ``config``: the published protocol, or a shorter one
+    with ``epochs`` (or ``epochs_scale`` times the published epochs); the warm-up keeps its
+    share of the epochs."""
+    p = config.protocol
+    n = epochs if epochs else max(1, int(round(p["epochs"] * epochs_scale)))
+    warmup = p["warmup_epochs"] * n / p["epochs"] if config.warmup else 0.0
+    return TrainConfig(epochs=int(n), warmup_epochs=warmup, lr=p["lr"],
+                       batch_size=p["batch_size"], lr_schedule=p["lr_schedule"],
+                       init_output_bias=p["init_output_bias"], k=config.k,
+                       objective=config.objective, adam_eps=p.get("adam_eps", 1e-8),
+                       seed=seed, compiled=compiled, precision=precision)
+
+
+def published(data_name: str, name: str):
+    """(NLL, source) from the papers for this data set and configuration, or None."""
+    return PUBLISHED.get((data_name, name))
