@@ -268,9 +268,10 @@ def jupyterlab(tmp_path_factory):
             try:
                 urllib.request.urlopen(f"{url}api/status?token={token}", timeout=5).close()
                 break
-            except OSError:
+            except OSError as exc:
                 if time.monotonic() > deadline:
-                    raise RuntimeError("JupyterLab did not answer within 120 s:\n" + log.read_text()[-3000:])
+                    raise RuntimeError("JupyterLab did not answer within 120 s:\n"
+                                       + log.read_text()[-3000:]) from exc
                 time.sleep(0.5)
         yield _Lab(url, token, workdir, log)
     finally:
