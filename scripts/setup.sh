@@ -2,7 +2,7 @@
 # Install everything the book needs, from nothing, on a Debian machine:
 #   1. Debian packages: chromium (browser test) and dataset-fashion-mnist (data),
 #   2. the virtual environment .venv with torch 2.13.0 (CPU), requirements.txt
-#      and the lvae_core package (editable),
+#      and the lvae_core package (editable, with its book extra: JupyterLab),
 #   3. a Jupyter kernel spec inside .venv, so notebooks run with .venv's python,
 #   4. the vendored JavaScript for the offline HTML (scripts/fetch_vendor.sh).
 #
@@ -105,8 +105,8 @@ else
     warn "requirements.txt not found; skipping"
   fi
   if [[ -f pyproject.toml ]]; then
-    log "pip install -e ."
-    "${PIP[@]}" install --quiet -e . "torch==$TORCH_VERSION"
+    log "pip install -e .[book]"
+    "${PIP[@]}" install --quiet -e ".[book]" "torch==$TORCH_VERSION"
   else
     warn "pyproject.toml not found; lvae_core is not installed"
   fi

@@ -3,7 +3,8 @@
 #   0. lint the package, the tests and the benchmarks with ruff (pyproject.toml's settings),
 #   1. execute every chapter notebook with nbval (pytest --nbval-lax book/),
 #   2. build the HTML book with warnings as errors (scripts/build_book.sh),
-#   3. pytest tests/: the unit tests and the browser test of the built book.
+#   3. pytest tests/: the unit tests, the browser test of the built book and the
+#      JupyterLab test of the chapters (tests/test_jupyterlab.py).
 # Trained checkpoints are cached under .cache/ by lvae_core, so the book build
 # reuses what the notebooks trained in step 1.
 # Every step runs even if an earlier one failed (the browser test then reports
