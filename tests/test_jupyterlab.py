@@ -126,6 +126,18 @@ def test_every_chapter_starts_with_the_macro_cell_of_config():
     assert not problems, "run python scripts/sync_macros.py:\n  " + "\n  ".join(problems)
 
 
+def test_markdown_pages_use_no_config_only_macro():
+    """intro.md and glossary.md open in JupyterLab's Markdown viewer, which knows nothing of
+    _config.yml and has no macro cell: their formulas must not use the book's macros."""
+    macros = _load_sync_macros().config_macros()
+    used = []
+    for name in ("intro.md", "glossary.md"):
+        text = (ROOT / "book" / name).read_text(encoding="utf8")
+        assert "$" in text                               # the pages do hold formulas
+        used += [f"{name}: \\{m}" for m in macros if re.search(rf"\\{m}(?![A-Za-z])", text)]
+    assert not used, "write these formulas out in full:\n  " + "\n  ".join(used)
+
+
 def test_developer_table_lists_the_config_macros():
     macros = _load_sync_macros().config_macros()
     text = (ROOT / "DEVELOPERS.md").read_text(encoding="utf8")
