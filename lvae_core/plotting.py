@@ -9,6 +9,8 @@ high-resolution screens, the same size on the page).
 """
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
 
@@ -35,6 +37,28 @@ def book_style() -> None:
             set_matplotlib_formats("retina")
     except ImportError:  # plain Python: nothing is shown inline
         pass
+
+
+@contextlib.contextmanager
+def single_resolution():
+    """Inline figures at their plain resolution inside the block (then back to twice the
+    dpi). For figures drawn inside an ipywidgets callback: there a large twice-dpi PNG travels
+    in a widget message, and with ipykernel 7 a notebook executed headless (nbclient, the
+    book build) can wait for it until the cell times out."""
+    try:
+        from IPython import get_ipython
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+    except ImportError:
+        yield
+        return
+    inline = get_ipython() is not None
+    if inline:
+        set_matplotlib_formats("png")
+    try:
+        yield
+    finally:
+        if inline:
+            set_matplotlib_formats("retina")
 
 
 def show(fig, name: str | None = None) -> None:
