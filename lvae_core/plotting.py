@@ -9,8 +9,6 @@ high-resolution screens, the same size on the page).
 """
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import torch
 
@@ -20,8 +18,9 @@ WIDTH = 7.2
 
 
 def book_style() -> None:
-    """Matplotlib defaults for the book: white figures, readable fonts, no top/right spines,
-    and (in IPython) PNGs at twice the figure's dpi, shown at the figure's size."""
+    """Matplotlib defaults for the book: white figures, readable fonts, no top/right spines.
+    (Inline figures stay plain PNGs: twice-dpi "retina" PNGs drawn inside a widget made a
+    headless run of a chapter wait for the whole cell timeout.)"""
     import matplotlib as mpl
     mpl.rcParams.update({
         "figure.facecolor": "white", "axes.facecolor": "white", "savefig.facecolor": "white",
@@ -30,35 +29,6 @@ def book_style() -> None:
         "figure.titlesize": 12, "axes.spines.top": False, "axes.spines.right": False,
         "axes.grid": True, "grid.alpha": 0.3, "image.cmap": "viridis",
     })
-    try:
-        from IPython import get_ipython
-        if get_ipython() is not None:
-            from matplotlib_inline.backend_inline import set_matplotlib_formats
-            set_matplotlib_formats("retina")
-    except ImportError:  # plain Python: nothing is shown inline
-        pass
-
-
-@contextlib.contextmanager
-def single_resolution():
-    """Inline figures at their plain resolution inside the block (then back to twice the
-    dpi). For figures drawn inside an ipywidgets callback: there a large twice-dpi PNG travels
-    in a widget message, and with ipykernel 7 a notebook executed headless (nbclient, the
-    book build) can wait for it until the cell times out."""
-    try:
-        from IPython import get_ipython
-        from matplotlib_inline.backend_inline import set_matplotlib_formats
-    except ImportError:
-        yield
-        return
-    inline = get_ipython() is not None
-    if inline:
-        set_matplotlib_formats("png")
-    try:
-        yield
-    finally:
-        if inline:
-            set_matplotlib_formats("retina")
 
 
 def show(fig, name: str | None = None) -> None:
