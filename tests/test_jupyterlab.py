@@ -46,7 +46,6 @@ from pathlib import Path
 
 import nbformat
 import pytest
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "_build" / "jupyterlab"
@@ -62,20 +61,9 @@ PAGE_TIMEOUT_MS = 120_000    # JupyterLab's first load on a busy 2-core machine
 
 
 def _toc_notebooks() -> list[str]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf8"))
-    files: list[str] = []
-
-    def walk(entries):
-        for entry in entries or []:
-            if "file" in entry:
-                files.append(entry["file"])
-            walk(entry.get("sections"))
-            walk(entry.get("chapters"))
-
-    for part in toc.get("parts", []):
-        walk(part.get("chapters"))
-    walk(toc.get("chapters"))
-    return [Path(f).name for f in files if (ROOT / f"{f}.ipynb").is_file()]
+    """The chapter notebooks of _toc.yml, in reading order (file names without extension)."""
+    from test_browser import _toc_pages      # the one reader of _toc.yml in the tests
+    return [Path(f).name for f in _toc_pages() if (ROOT / f"{f}.ipynb").is_file()]
 
 
 CHAPTERS = _toc_notebooks()
