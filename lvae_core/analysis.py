@@ -14,6 +14,7 @@ from .runtime import device_of, seeded
 
 def _traces(model, x, n_samples, chunk, seed):
     x = model.check(x)
+    chunk = max(1, min(chunk, 2 ** 15 // n_samples))   # at most 2^15 sample rows at once
     with torch.inference_mode(), _eval_mode(model), seeded(seed, device_of(model)):
         for start in range(0, x.shape[0], chunk):
             yield model.trace(x[start:start + chunk], n_samples, check=False)
@@ -23,22 +24,52 @@ def posterior_means(model, x, n_samples: int = 10, chunk: int = 1000, seed: int 
     """E_q[z_i | x] per layer, each ``(B, latent[i])``. The mean of q is averaged over
     ``n_samples`` samples of the layers it depends on (exact for layers whose q depends on x
     alone)."""
-    parts = [[] for _ in model.latent]
+    return [m for m, _ in _mean_estimates(model, x, n_samples, chunk, seed)]
+
+
+def _mean_estimates(model, x, n_samples, chunk, seed):
+    """Per layer: the estimate of E_q[z_i | x] (the mean of mu_q over ``n_samples`` samples
+    of the layers it depends on) and the variance of that estimate (the samples' variance of
+    mu_q over ``n_samples``; zero where q depends on x alone)."""
+    means = [[] for _ in model.latent]
+    noise = [[] for _ in model.latent]
     for trace in _traces(model, x, n_samples, chunk, seed):
-        for part, layer in zip(parts, trace.layers):
-            part.append(layer.mu_q.mean(0).cpu())
-    return [torch.cat(p) for p in parts]
+        for m, v, layer in zip(means, noise, trace.layers):
+            m.append(layer.mu_q.mean(0).cpu())
+            mu = layer.mu_q.double()
+            v.append((mu.var(0, unbiased=True) / n_samples if n_samples > 1
+                      else torch.zeros_like(mu[0])).cpu())
+    return [(torch.cat(m), torch.cat(v)) for m, v in zip(means, noise)]
 
 
-def unit_activity(model, x, n_samples: int = 10, seed: int | None = 0) -> list[torch.Tensor]:
-    """A_u = Cov_x(E_q[u | x]) per unit (Burda et al., 2016), each ``(latent[i],)``."""
-    return [m.var(0, unbiased=True) for m in posterior_means(model, x, n_samples, seed=seed)]
+def unit_activity(model, x, n_samples: int = 100, seed: int | None = 0,
+                  debias: bool = True) -> list[torch.Tensor]:
+    """A_u = Cov_x(E_q[u | x]) per unit (Burda et al., 2016), each ``(latent[i],)``.
+
+    Below the top of a hierarchy, E_q[u | x] is an average over ``n_samples`` samples of the
+    layers that q(u | .) depends on, and the Monte Carlo noise of that average adds its
+    variance, Var(mu_q) / n_samples, to the spread across x: a unit whose q merely follows a
+    noisy sample from above would look active. With ``debias`` (the default) that noise is
+    estimated per image from the same samples and subtracted, an unbiased estimate of
+    Cov_x(E_q[u | x]); for layers whose q depends on x alone nothing changes. ``debias=False``
+    gives the plain estimate. What is left is the estimate's own scatter, about
+    Var(mu_q) / n_samples * sqrt(2 / B) for B images: hence 100 samples by default.
+    """
+    result = []
+    for means, noise in _mean_estimates(model, x, n_samples, 1000, seed):
+        activity = means.double().var(0, unbiased=True)
+        if debias:
+            activity = activity - noise.mean(0)
+        result.append(activity.float())
+    return result
 
 
-def active_units(model, x, threshold: float = 1e-2, n_samples: int = 10,
-                 seed: int | None = 0) -> list[int]:
-    """Number of active units per layer: units with Cov_x(E_q[u | x]) > ``threshold``."""
-    return [int((a > threshold).sum()) for a in unit_activity(model, x, n_samples, seed)]
+def active_units(model, x, threshold: float = 1e-2, n_samples: int = 100,
+                 seed: int | None = 0, debias: bool = True) -> list[int]:
+    """Number of active units per layer: units with Cov_x(E_q[u | x]) > ``threshold``
+    (estimated by ``unit_activity``, without its Monte Carlo noise unless ``debias=False``)."""
+    return [int((a > threshold).sum())
+            for a in unit_activity(model, x, n_samples, seed, debias=debias)]
 
 
 def kl_per_unit(model, x, n_samples: int = 10, chunk: int = 1000,

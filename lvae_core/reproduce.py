@@ -107,7 +107,8 @@ def run_config(config: Config, data, out, *, epochs=None, epochs_scale=1.0, eval
     runs = Path(out) / "runs"
     _save_per_image(runs / f"{config.name}.per_image.npz", ll, elbo)
     if ship_model:
-        ship(model, history, Path(out) / "models" / f"{config.name}.pt")
+        shipped = ship(model, history, Path(out) / "models" / f"{config.name}.pt")
+        save_pca(model, data, shipped.with_suffix(".pca.npz"), seed=seed)
     result = dict(
         name=config.name, grid=config.grid, kind=config.kind, data=data.name,
         num_layers=config.num_layers, hidden=list(config.hidden), latent=list(config.latent),
@@ -154,8 +155,41 @@ def ship(model, history, path) -> Path:
 
 
 def load_shipped(path, device=None):
-    """A model saved by ``ship`` (or any ``fit`` checkpoint): ``(model in eval mode, history)``."""
+    """A model saved by ``ship`` (or any ``fit`` checkpoint): ``(model in eval mode, history)``.
+    ``len(history["epoch"])`` is the number of epochs it was trained for: a model shipped from
+    a run still in progress (``ship_latest_snapshot``) has fewer than its protocol's."""
     return ckpt.load_checkpoint(path, device)
+
+
+def ship_latest_snapshot(config: Config, data, out) -> Path | None:
+    """Ship the newest learning-curve snapshot of a run that is still training (no
+    ``runs/<name>.json`` yet) to ``<out>/models/<name>.pt``, with its PCA coordinates
+    (``save_pca``), so that the book can show the best model trained so far. A finished run's
+    shipped final model is left alone. Returns the path written, or None."""
+    out = Path(out)
+    snaps = sorted(snapshot_dir(config, out).glob("epoch*.pt"))
+    if (out / "runs" / f"{config.name}.json").is_file() or not snaps:
+        return None
+    model, history = ckpt.load_checkpoint(snaps[-1])
+    path = ship(model, history, out / "models" / f"{config.name}.pt")
+    save_pca(model, data, path.with_suffix(".pca.npz"))
+    return path
+
+
+def save_pca(model, data, path, n_images: int = CURVE_IMAGES, seed: int = 0) -> Path:
+    """The first two principal components of one posterior sample of every latent layer for
+    the first ``n_images`` test images, with their labels, as ``.npz``: ``z1`` ... ``zL``
+    (``(n_images, 2)``), ``ratio_z1`` ... (explained variance ratios) and ``labels``."""
+    from .analysis import pca_embedding
+    x = data.test_binary[:n_images]
+    arrays = {"labels": data.test_y[:n_images].numpy()}
+    for i, (emb, ratio) in enumerate(pca_embedding(model, x, seed=seed), start=1):
+        arrays[f"z{i}"], arrays[f"ratio_z{i}"] = emb.astype(np.float32), ratio
+
+    def write(tmp: Path):
+        with tmp.open("wb") as f:
+            np.savez_compressed(f, **arrays)
+    return atomic_write(path, write)
 
 
 def evaluate_curve(config: Config, data, out, *, seed=0, device=None, progress=True,
@@ -169,20 +203,40 @@ def evaluate_curve(config: Config, data, out, *, seed=0, device=None, progress=T
     points = json.loads(path.read_text())["points"] if path.is_file() else []
     done = {p["epoch"] for p in points}
     x = data.test_binary[:CURVE_IMAGES]
+
+    def save():
+        points.sort(key=lambda p: p["epoch"])
+        write_json(dict(name=config.name, data=data.name, n_images=int(x.shape[0]),
+                        k=CURVE_K, points=points), path)
     for snap in sorted(snapshot_dir(config, out).glob("epoch*.pt")):
         epoch = int(snap.stem[len("epoch"):])
         if epoch in done:
+            _recount_units(next(p for p in points if p["epoch"] == epoch), snap, x, seed,
+                           device) and save()
             continue
         model, history = ckpt.load_checkpoint(snap, device)
         ev, ll, _ = evaluate(model, x, CURVE_K, seed=seed, compiled=compiled, progress=progress)
         points.append(dict(epoch=epoch, **{f: ev[f] for f in (
-            "test_nll", "test_nll_sem", "test_elbo", "active_units", "kl_per_layer")},
-            train_bound=history["bound"][-1], train_seconds=sum(history["seconds"])))
-        points.sort(key=lambda p: p["epoch"])
+            "test_nll", "test_nll_sem", "test_elbo", "active_units", "active_units_estimator",
+            "kl_per_layer")}, train_bound=history["bound"][-1],
+            train_seconds=sum(history["seconds"])))
         _save_curve_images(path.with_suffix(".npz"), epoch, ll)
-        write_json(dict(name=config.name, data=data.name, n_images=int(x.shape[0]),
-                        k=CURVE_K, points=points), path)
+        save()
     return points
+
+
+def _recount_units(point: dict, snap: Path, x, seed: int, device) -> bool:
+    """Count a learning-curve point's active units again if an earlier estimator counted them
+    (``evaluation.ACTIVE_UNITS_ESTIMATOR``); the likelihoods stay. True if it changed."""
+    from .analysis import active_units
+    from .evaluation import ACTIVE_UNITS_ESTIMATOR
+    if point.get("active_units_estimator") == ACTIVE_UNITS_ESTIMATOR:
+        return False
+    model, _ = ckpt.load_checkpoint(snap, device)
+    point["active_units_plain_10"] = point["active_units"]
+    point["active_units"] = active_units(model, x, seed=seed)
+    point["active_units_estimator"] = ACTIVE_UNITS_ESTIMATOR
+    return True
 
 
 def _save_curve_images(path: Path, epoch: int, ll: torch.Tensor) -> None:
@@ -295,7 +349,8 @@ def _curve_markdown(summary: dict) -> list:
             point = next((p for p in curves[name]["points"] if p["epoch"] == e), None)
             cells.append(f"{point['test_nll']:.2f}" if point else "")
         lines.append(f"| {e} | " + " | ".join(cells) + " |")
-    lines += ["", "Active units per layer (z_1 upwards) and KL per layer (nats):", "",
+    lines += ["", "Active units per layer (z_1 upwards; Cov_x(E_q[u|x]) > 0.01, estimated from "
+              "100 samples with their Monte Carlo noise removed) and KL per layer (nats):", "",
               "| run | epoch | test -ELBO | active units | KL per layer |", "|---|---|---|---|---|"]
     for name in names:
         for p in curves[name]["points"]:
@@ -358,7 +413,8 @@ def markdown(summary: dict, out=None) -> str:
               "same images "
               "are more precise than that). Train s: training wall-clock seconds as "
               "recorded by `fit`. Active units: per layer from z_1 "
-              "upwards, Cov_x(E_q[u|x]) > 0.01 (Burda et al., 2016). Device: "
+              "upwards, Cov_x(E_q[u|x]) > 0.01 (Burda et al., 2016), estimated from 100 "
+              "samples with their Monte Carlo noise removed (`lv.unit_activity`). Device: "
               f"{', '.join(sorted({r['device'] for r in rows}))}.", ""]
     from .comparison import differences_markdown
     if summary.get("differences"):
@@ -404,7 +460,9 @@ def add_arguments(parser) -> None:
                         help="bf16: the training step's matrix products in bfloat16 (log "
                              "densities, optimizer and evaluation stay float32)")
     parser.add_argument("--ship-models", action="store_true",
-                        help="also save each trained model in float16 to OUT/models/<name>.pt")
+                        help="also save each trained model in float16 to "
+                             "OUT/models/<name>.pt; with --curves, the newest snapshot of "
+                             "each LVAE-grid run still training")
     parser.add_argument("--no-curves", action="store_true",
                         help="do not evaluate the learning-curve snapshots after training")
     parser.add_argument("--curves", action="store_true",
@@ -452,6 +510,9 @@ def main(args) -> int:
         for c in configs:
             evaluate_curve(c, data, args.out, seed=args.seed, device=args.device,
                            progress=not args.no_progress, compiled=args.compile)
+            if args.ship_models and c.grid == "lvae" and ship_latest_snapshot(c, data,
+                                                                              args.out):
+                print(f"{c.name}: shipped its newest snapshot to {args.out}/models/")
         print(markdown(merge(args.out), args.out))
         return 0
     _record_command(Path(args.out))

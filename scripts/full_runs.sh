@@ -5,7 +5,9 @@
 #   IWAE_EPOCHS epochs with the IWAE learning-rate schedule scaled to that length.
 #
 #   bash scripts/full_runs.sh            # two lanes in the background, one thread each
-#   bash scripts/full_runs.sh --curves   # evaluate the learning-curve snapshots saved so far
+#   bash scripts/full_runs.sh --curves   # evaluate the learning-curve snapshots saved so far,
+#                                        # and ship the newest snapshot of each unfinished
+#                                        # LVAE-protocol run to $OUT/models/
 #
 # Every run writes a resumable checkpoint every 5 epochs into the checkpoint cache
 # (~/.cache/lvae_core/checkpoints/<key>.partial.pt, or $LVAE_CACHE_DIR) and learning-curve
@@ -25,7 +27,7 @@ COMMON=(--data fashion-mnist --eval-k 5000 --checkpoint-every 5 --compile --out 
 if [[ "${1:-}" == "--curves" ]]; then
   exec "$PY" -m lvae_core reproduce --grid all \
     --only lvae-L5-bn-wu,hvae-L5-bn-wu,hvae-L1-bn-wu,vae-L1-k1,iwae-L1-k5,iwae-L1-k50,vae-L1-k50 \
-    --curves "${COMMON[@]}"
+    --curves --ship-models "${COMMON[@]}"
 fi
 
 lane() {  # lane NAME CONFIG...: run the configurations one after another
@@ -41,7 +43,14 @@ lane() {  # lane NAME CONFIG...: run the configurations one after another
 }
 
 mkdir -p "$LOGS"
-lane a lvae-L5-bn-wu hvae-L1-bn-wu "iwae-L1-k50:$IWAE_EPOCHS" > "$LOGS/lane-a.log" 2>&1 &
-lane b hvae-L5-bn-wu "vae-L1-k1:$IWAE_EPOCHS" "iwae-L1-k5:$IWAE_EPOCHS" \
-  "vae-L1-k50:$IWAE_EPOCHS" > "$LOGS/lane-b.log" 2>&1 &
-echo "started two lanes (PIDs $(jobs -p | tr '\n' ' ')); logs in $LOGS/"
+# Lane b runs the short IWAE grid first (hours), then the 5-layer hierarchy (many hours).
+# LANES="b" bash scripts/full_runs.sh starts one lane only.
+for l in ${LANES:-a b}; do
+  case $l in
+    a) lane a lvae-L5-bn-wu hvae-L1-bn-wu > "$LOGS/lane-a.log" 2>&1 & ;;
+    b) lane b "vae-L1-k1:$IWAE_EPOCHS" "iwae-L1-k5:$IWAE_EPOCHS" "iwae-L1-k50:$IWAE_EPOCHS" \
+         "vae-L1-k50:$IWAE_EPOCHS" hvae-L5-bn-wu > "$LOGS/lane-b.log" 2>&1 & ;;
+    *) echo "unknown lane $l (a or b)" >&2; exit 2 ;;
+  esac
+done
+echo "started lanes ${LANES:-a b} (PIDs $(jobs -p | tr '\n' ' ')); logs in $LOGS/"

@@ -108,3 +108,24 @@ def test_cli_rejects_bad_input(tmp_path):
     done = _cli("train", "--epochs", "1", "--k", "0", "--n-train", "64", "--hidden", "8",
                 "--latent", "2", "--model", "vae", cwd=tmp_path)
     assert done.returncode == 2 and "k (the number of importance samples)" in done.stderr
+
+
+def test_activity_below_the_top_does_not_count_monte_carlo_noise(mnist5k):
+    """A ladder whose q ignores x: q(z2 | x) is constant, and q(z1 | z2, x) follows the prior
+    p(z1 | z2), which moves a lot with the sample z2. E_q[z1 | x] is then the same for every x
+    (true activity 0), but its 10-sample average still scatters across images."""
+    torch.manual_seed(0)
+    model = lv.LadderVAE(x_dim=784, hidden=(64, 32), latent=(8, 4)).eval()
+    with torch.no_grad():
+        for head in model.inference.heads:
+            head.linear.weight.zero_()                      # (mu_hat, var_hat) ignore x
+        model.inference.heads[0].linear.bias[8:] = 50.0     # var_hat_1 large: q(z1) = prior
+        model.generative.top_down[0][1].linear.weight.mul_(20.0)   # mu_p(z2) varies a lot
+    x = mnist5k.test_binary[:300]
+    plain = lv.unit_activity(model, x, n_samples=10, debias=False)
+    debiased = lv.unit_activity(model, x)                 # 100 samples, noise removed
+    many = lv.unit_activity(model, x, n_samples=2000, debias=False)   # noise / 2000
+    assert (plain[0] > 1e-2).sum() >= 4                    # the plain estimate: noise
+    assert (many[0] < 1e-2).all() and (debiased[0].abs() < 1e-2).all()
+    assert lv.active_units(model, x) == [0, 0]
+    assert lv.active_units(model, x, debias=False)[0] >= 4

@@ -140,3 +140,35 @@ def test_paired_table_rows_match_the_t_test():
     assert table.loc["x − y", "z"] == pytest.approx(-t, abs=0.05)
     assert table.loc["w − y", "ΔNLL (nats)"] == pytest.approx(1.0, abs=0.02)
     assert table.loc["w − y", "verdict"] == "b better"
+
+
+def test_the_newest_snapshot_of_an_unfinished_run_is_shipped_with_its_pca(tmp_path):
+    data = _tiny_data()
+    out = tmp_path / "out"
+    base = reproduce.list_configs("lvae", "lvae-L2-bn-wu")[0]
+    c = reproduce.Config(base.name, base.grid, base.kind, (64, 32), (8, 4), base.activation,
+                         base.batch_norm, base.warmup, base.k, base.protocol)
+    model = reproduce.build(c, data.x_dim)
+    lv.fit(model, data, lv.TrainConfig(epochs=2, batch_size=64, seed=1), progress=False,
+           snapshot_epochs=(1, 2), snapshot_dir=reproduce.snapshot_dir(c, out))
+    path = reproduce.ship_latest_snapshot(c, data, out)
+    assert path == out / "models" / f"{c.name}.pt"
+    shipped, history = reproduce.load_shipped(path)
+    assert len(history["epoch"]) == 2                  # the newest snapshot: epoch 2
+    # the PCA coordinates against numpy's SVD of the same posterior samples
+    snap, _ = lv.load_checkpoint(snapshot_path(reproduce.snapshot_dir(c, out), 2))
+    n = data.test_binary.shape[0]
+    samples = lv.latent_samples(snap, data.test_binary[:n], seed=0)
+    with np.load(path.with_suffix(".pca.npz")) as f:
+        assert (f["labels"] == data.test_y[:n].numpy()).all()
+        for i, z in enumerate(samples, start=1):
+            z = z.double().numpy()
+            zc = z - z.mean(0)
+            _, s, vt = np.linalg.svd(zc, full_matrices=False)
+            assert f[f"ratio_z{i}"] == pytest.approx((s ** 2 / (s ** 2).sum())[:2], rel=1e-4)
+            coords = zc @ vt[:2].T
+            assert np.abs(f[f"z{i}"]) == pytest.approx(np.abs(coords), abs=1e-3)
+    # once the run has finished (its result exists), its shipped final model is left alone
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    (out / "runs" / f"{c.name}.json").write_text("{}")
+    assert reproduce.ship_latest_snapshot(c, data, out) is None
