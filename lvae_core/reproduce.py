@@ -84,13 +84,16 @@ def _schedule_fields(tc) -> dict:
 
 def run_config(config: Config, data, out, *, epochs=None, epochs_scale=1.0, eval_k=5000,
                seed=0, device=None, checkpoint_every=0, progress=True, cache=True,
-               compiled=False, ship_model=False, precision="fp32", curves=True) -> dict:
+               compiled=False, ship_model=False, precision="fp32", curves=False) -> dict:
     """Train (or load from ``fit``'s cache) and evaluate one configuration; write and return
     its result, which ``<out>/runs/<name>.json`` holds. ``compiled``: see ``TrainConfig``
     and ``log_likelihood`` (faster; the same mathematics, other random draws). Also written:
     the learning curve (``<name>.curve.json``, see ``evaluate_curve``), the per-image
     log-likelihoods and ELBOs (``<name>.per_image.npz``), and with ``ship_model`` the trained
-    model in float16 (``<out>/models/<name>.pt``, read by ``load_shipped``)."""
+    model in float16 (``<out>/models/<name>.pt``, read by ``load_shipped``). With ``curves``
+    (the command line's default; ``--no-curves``), the model is also saved after the
+    learning-curve epochs and each is scored with k = ``CURVE_K``: several more evaluations,
+    worth it for a long run."""
     from .evaluation import evaluate
     from .train import fit
     model = build(config, data.x_dim)
@@ -523,3 +526,4 @@ def main(args) -> int:
     summary = merge(args.out)
     print(markdown(summary))
     return 0
+

@@ -103,7 +103,7 @@ def test_run_writes_curves_per_image_values_and_paired_tables(tmp_path):
         c = reproduce.Config(c.name, c.grid, c.kind, (64,), (8,), c.activation, c.batch_norm,
                              c.warmup, c.k, c.protocol)
         results[name] = reproduce.run_config(c, data, out, epochs=3, eval_k=20,
-                                             progress=False, ship_model=True)
+                                             progress=False, ship_model=True, curves=True)
     for name in configs:
         per_image = reproduce.load_per_image(out, name)
         assert per_image["log_likelihood"].shape == (120,)
