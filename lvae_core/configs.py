@@ -178,6 +178,9 @@ class TrainConfig:
             raise ValueError(f"seed must be an integer, got {self.seed!r}")
         if self.objective not in (None, "iwae", "elbo"):
             raise ValueError(f"objective must be 'iwae' or 'elbo', got {self.objective!r}")
+        # None: the bound of the k samples, L_k (the ELBO when k = 1). Remembered, so that
+        # replace(k=...) on a configuration that never chose an objective chooses again.
+        object.__setattr__(self, "_objective_from_k", self.objective is None)
         if self.objective is None:
             object.__setattr__(self, "objective", "iwae" if self.k > 1 else "elbo")
         if self.lr_schedule not in LR_SCHEDULE_NAMES:
@@ -190,7 +193,11 @@ class TrainConfig:
                              f"got {self.compiled!r}")
 
     def replace(self, **changes) -> "TrainConfig":
-        """A copy with ``changes`` (checked like a new one)."""
+        """A copy with ``changes`` (checked like a new one). An objective that was not chosen
+        (``objective=None``: L_k, the ELBO for k = 1) follows a changed ``k``:
+        ``TrainConfig(epochs=5).replace(k=5)`` trains on L_5, not on the 5-sample ELBO."""
+        if "objective" not in changes and self._objective_from_k:
+            changes["objective"] = None
         return dataclasses.replace(self, **changes)
 
     def key_fields(self, likelihood: str, device) -> dict:

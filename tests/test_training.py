@@ -152,3 +152,23 @@ def test_k_sample_elbo_objective_differs_from_iwae(mnist5k):
     assert runs["iwae"] != runs["elbo"]
     with pytest.raises(ValueError, match="objective"):
         lv.TrainConfig(epochs=1, objective="kl")
+
+
+def test_an_objective_never_chosen_follows_k_through_replace(mnist5k):
+    """TrainConfig(epochs=1) has the ELBO because k = 1; replace(k=5) must give L_5, as
+    TrainConfig(epochs=1, k=5) does, and train exactly like it. A chosen objective stays."""
+    base = lv.TrainConfig(epochs=1, batch_size=64)
+    assert base.replace(k=5).objective == "iwae" == lv.TrainConfig(epochs=1, k=5).objective
+    assert base.replace(k=5) == lv.TrainConfig(epochs=1, batch_size=64, k=5)
+    chosen = lv.TrainConfig(epochs=1, batch_size=64, k=1, objective="elbo")
+    assert chosen.replace(k=5).objective == "elbo"
+    assert base.replace(k=5, objective="elbo").objective == "elbo"
+    assert base.replace(k=5, objective="elbo").replace(k=50).objective == "elbo"
+    data = mnist5k.subset(n_train=256)
+    bounds = {}
+    for name, config in (("replaced", base.replace(k=5)),
+                         ("direct", lv.TrainConfig(epochs=1, batch_size=64, k=5)),
+                         ("elbo", base.replace(k=5, objective="elbo"))):
+        model = lv.VAE(x_dim=784, hidden=32, latent=4)
+        bounds[name] = lv.fit(model, data, config, cache=False, progress=False)["bound"][0]
+    assert bounds["replaced"] == bounds["direct"] != bounds["elbo"]
