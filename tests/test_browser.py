@@ -23,7 +23,8 @@ fits its text column (measured with the browser's layout, see ``_LAYOUT_JS``):
 * no printed output (``pre``) is wider than its box at 1280 px; at 390 px one
   may scroll visibly, never be cut; code cells fit at 1280 px;
 * no figure is shown below 60 % of its natural width, or cut;
-* no table in an output runs the numbers of neighbouring cells together;
+* no table (in an output or in the text) runs the text of neighbouring cells together,
+  or is cut;
 * no raw ``$`` is left in the text.
 
 It saves full-page screenshots to ``_build/screenshots/<page>-<mode>.png``
@@ -322,34 +323,46 @@ _LAYOUT_JS = r"""
   }
 
   // Tables: the text of neighbouring cells must not touch (a column squeezed
-  // below its numbers' width runs them together), and a table must fit or scroll.
+  // below its numbers' width runs them together), and a table must fit or scroll:
+  // the tables of printed output and those of the text (the glossary, notation).
   const tables = [];
-  for (const t of article.querySelectorAll('div.cell_output table, div.output table')) {
+  // MathJax's hidden copy of each formula for screen readers (mjx-assistive-mml) has
+  // text rectangles of its own that are not drawn: measure without it.
+  const hide = document.createElement('style');
+  hide.textContent = 'mjx-assistive-mml { display: none !important; }';
+  document.head.appendChild(hide);
+  for (const t of article.querySelectorAll('table')) {
+    if (!t.getBoundingClientRect().width) continue;  // inside a closed dropdown
     let crowded = 0, sample = '';
     for (const row of t.rows) {
-      let prev = null;
+      let prev = null;  // the text box of the previous cell on the same line
       for (const cell of row.cells) {
         const range = document.createRange();
         range.selectNodeContents(cell);
         const rects = Array.from(range.getClientRects()).filter(r => r.width > 0);
         if (!rects.length) { prev = null; continue; }
-        const left = Math.min(...rects.map(r => r.left));
-        const right = Math.max(...rects.map(r => r.right));
+        const box = {left: Math.min(...rects.map(r => r.left)),
+                     right: Math.max(...rects.map(r => r.right)),
+                     top: Math.min(...rects.map(r => r.top)),
+                     bottom: Math.max(...rects.map(r => r.bottom))};
         const lines = new Set(rects.map(r => Math.round(r.top))).size;
         const cr = cell.getBoundingClientRect();
-        // Text wider than its cell, a number broken over lines, or cells whose
-        // text is closer than 6 px.
-        if (right > cr.right + TOL || (lines > 1 && /^[-+0-9.,%\s]+$/.test(cell.textContent.trim()))
-            || (prev !== null && left - prev < 6)) {
+        // Text wider than its cell, a number broken over lines, or the text of two
+        // cells side by side (a narrow screen may stack them) closer than 6 px.
+        const sideBySide = prev !== null && box.top < prev.bottom && prev.top < box.bottom;
+        if (box.right > cr.right + TOL
+            || (lines > 1 && /^[-+0-9.,%\s]+$/.test(cell.textContent.trim()))
+            || (sideBySide && box.left - prev.right < 6)) {
           crowded += 1;
           if (!sample) sample = text(row);
         }
-        prev = right;
+        prev = box;
       }
     }
     const state = fit(t.getBoundingClientRect(), scroller(t));
     tables.push({crowded, state, sample});
   }
+  hide.remove();
 
   // Raw dollars: a '$' left in the text outside code and typeset math.
   const clone = article.cloneNode(true);

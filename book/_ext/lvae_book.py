@@ -26,6 +26,11 @@
   The page body is rewritten to use the vendored copy instead (see
   ``CDN_REWRITES``; add a pattern there for any other output that links a CDN).
 
+* Appendix numbers: Sphinx numbers the figures, equations and exercises of an
+  unnumbered document 1, 2, ..., which reads like chapter 1's. The appendix's
+  items are numbered A.1, A.2, ... instead (``lvae_appendix_letters`` maps a
+  document to its letter), so "Exercise A.2" and "(A.3)" say where they are.
+
 * Offline assets: MathJax and the widget manager are served from
   ``book/_static/vendor`` (fetched by ``scripts/fetch_vendor.sh``). A build
   without them would silently produce pages that cannot typeset math, so it
@@ -142,11 +147,29 @@ def _rewrite_cdn_links(
     context["body"] = body
 
 
+def _letter_appendix_numbers(app: Sphinx, env: Any) -> list[str]:
+    """Prefix the figure, equation and exercise numbers of each appendix with its letter.
+
+    Runs after Sphinx's toctree collector has assigned the numbers (``env-get-updated``,
+    priority 500); idempotent, as the collector re-assigns them on every update.
+    """
+    letters = app.config.lvae_appendix_letters or {}
+    for docname, letter in letters.items():
+        for numbers in env.toc_fignumbers.get(docname, {}).values():
+            for key, number in list(numbers.items()):
+                if not number or number[0] != letter:
+                    numbers[key] = (letter, *number)
+    return []
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     # A change of mode changes this value, and "env" makes Sphinx re-read
     # every document instead of reusing doctrees from the other mode.
     app.add_config_value("lvae_fast_mode", fast_mode(), "env", bool)
+    app.add_config_value("lvae_appendix_letters", {"book/appendix_gaussians": "A"}, "env",
+                         dict)
     app.connect("config-inited", _set_execution_cache, priority=100)
+    app.connect("env-get-updated", _letter_appendix_numbers, priority=900)
     app.connect("builder-inited", _check_vendor)
     # Run after every extension that adds per-page scripts (myst-nb: 500).
     app.connect("html-page-context", _dedupe_scripts, priority=900)
