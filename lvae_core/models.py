@@ -9,7 +9,6 @@ is a function of ``trace.log_w``, the (k, batch) log importance weights.
 """
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import torch
@@ -22,6 +21,25 @@ from .inference import BottomUpInference, LadderInference, LayerSample
 from .runtime import device_of
 
 
+class _kept:
+    """A property computed once per object and kept in its ``__dict__``: what
+    ``functools.cached_property`` does, without the lock that it takes before Python 3.12,
+    which ``torch.compile`` cannot trace (the whole compiled step would fall back to eager
+    code)."""
+
+    def __init__(self, fn):
+        self.fn, self.name, self.__doc__ = fn, fn.__name__, fn.__doc__
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self
+        value = obj.__dict__[self.name] = self.fn(obj)
+        return value
+
+
 @dataclass
 class Trace:
     """Everything one pass computes, for k samples of a batch of B examples. Layer ``i`` of
@@ -30,28 +48,28 @@ class Trace:
     log_px: torch.Tensor            # log p(x | z_1), (k, B)
     layers: list[LayerSample]       # z_1 .. z_L
 
-    @functools.cached_property
+    @_kept
     def log_pz(self) -> list[torch.Tensor]:
         """log p(z_i | z_{i+1}) per layer i = 1..L (log p(z_L) at the top), each (k, B)."""
         return [layer.log_p().sum(-1) for layer in self.layers]
 
-    @functools.cached_property
+    @_kept
     def log_qz(self) -> list[torch.Tensor]:
         """log q(z_i | .) per layer, each (k, B)."""
         return [layer.log_q().sum(-1) for layer in self.layers]
 
-    @functools.cached_property
+    @_kept
     def kl_units(self) -> list[torch.Tensor]:
         """The single-sample KL estimate log q(z_i|.) - log p(z_i|z_{i+1}) per unit, each
         (k, B, latent[i])."""
         return [layer.log_q() - layer.log_p() for layer in self.layers]
 
-    @functools.cached_property
+    @_kept
     def kl(self) -> list[torch.Tensor]:
         """The same estimate per layer, summed over units, each (k, B)."""
         return [u.sum(-1) for u in self.kl_units]
 
-    @functools.cached_property
+    @_kept
     def kl_total(self) -> torch.Tensor:
         """The estimate summed over layers, (k, B)."""
         return torch.stack(self.kl).sum(0)
@@ -64,7 +82,7 @@ class Trace:
             return self.log_w
         return self.log_px - beta * self.kl_total
 
-    @functools.cached_property
+    @_kept
     def log_w(self) -> torch.Tensor:
         """The log importance weights log p(x, z) - log q(z | x), (k, B)."""
         return self.log_px - self.kl_total

@@ -156,3 +156,20 @@ def test_compiled_code_is_kept_per_model_and_released_with_it():
     del a, fa
     gc.collect()
     assert gone() is None            # the cache does not keep a model alive
+
+
+@pytest.mark.parametrize("kind", ["hvae", "lvae"])
+def test_the_training_step_compiles_as_one_graph(kind):
+    # A graph break would cut the compiled step into pieces run one by one (on a GPU: no
+    # single CUDA graph), e.g. the lock that functools.cached_property takes before Python
+    # 3.12, which Dynamo cannot trace.
+    from lvae_core.train import _terms
+    from lvae_core.bounds import iwae_bound
+    model = lv.LadderVAE(x_dim=20, hidden=(16, 8), latent=(4, 2), batch_norm=True) \
+        if kind == "lvae" else lv.HierarchicalVAE(x_dim=20, hidden=(16, 8), latent=(4, 2))
+    terms = _terms(model, 3, iwae_bound)
+    torch._dynamo.reset()
+    explanation = torch._dynamo.explain(terms)((torch.rand(6, 20) > 0.5).float(),
+                                               torch.tensor(0.5))
+    assert explanation.graph_break_count == 0, explanation.break_reasons
+    assert explanation.graph_count == 1
