@@ -345,7 +345,16 @@ _LAYOUT_JS = r"""
                      right: Math.max(...rects.map(r => r.right)),
                      top: Math.min(...rects.map(r => r.top)),
                      bottom: Math.max(...rects.map(r => r.bottom))};
-        const lines = new Set(rects.map(r => Math.round(r.top))).size;
+        // lines of text: the rectangles of the cell's text nodes alone (those of the
+        // range include element boxes, e.g. of a paragraph, with tops of their own)
+        const textTops = new Set();
+        const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+        while (walker.nextNode()) {
+          const part = document.createRange();
+          part.selectNodeContents(walker.currentNode);
+          for (const r of part.getClientRects()) if (r.width > 0) textTops.add(Math.round(r.top));
+        }
+        const lines = textTops.size;
         const cr = cell.getBoundingClientRect();
         // Text wider than its cell, a number broken over lines, or the text of two
         // cells side by side (a narrow screen may stack them) closer than 6 px.
@@ -626,6 +635,35 @@ def test_page_renders_offline_without_errors(chromium, book_url, page_id):
         problems += [f"[{mode} {width}px] {p}" for p in found]
     problems += _check_links(urljoin(book_url, page_id + ".html"), hrefs, book_url)
     assert not problems, f"{page_id}:\n  " + "\n  ".join(problems)
+
+
+def test_the_layout_checks_flag_planted_defects(chromium):
+    """The layout measurements find each defect they exist for, and only those, in a page
+    made for it: a cut output, a figure shown small, a number overflowing its cell, cells
+    run together, a number broken over lines and a raw dollar; beside them, an output and a
+    table that are fine (a number in a padded paragraph, as Sphinx writes table cells)."""
+    page = chromium.new_page(viewport={"width": 800, "height": 600})
+    svg = ("data:image/svg+xml;utf8,<svg xmlns='http://www.w3.org/2000/svg' "
+           "width='400' height='40'/>")
+    try:
+        page.set_content(f"""<html><body><main style="width: 600px">
+          <div class="cell_output"><pre style="overflow: hidden">{"x" * 300}</pre></div>
+          <div class="cell_output"><pre>short line</pre></div>
+          <img width="400" src="{svg}" style="width: 100px">
+          <table><tr><td style="width: 1ch; max-width: 1ch">123.45</td>
+                     <td style="padding: 0">ab</td><td style="padding: 0">cd</td></tr></table>
+          <table><tr><td style="width: 2ch">1 234 567</td></tr></table>
+          <table><tr><td style="width: 10ch">words in a paragraph, over several lines</td>
+                     <td style="padding: 0 8px; vertical-align: middle">
+                       <p style="margin: 0; padding-top: 12px">12</p></td></tr></table>
+          <p>costs $5</p></main></body></html>""")
+        layout = page.evaluate(_LAYOUT_JS)
+    finally:
+        page.close()
+    assert [o["state"] for o in layout["outputs"]] == ["cut", "fits"]
+    assert [round(f["ratio"], 2) for f in layout["figures"]] == [0.25]
+    assert [t["crowded"] for t in layout["tables"]] == [3, 1, 0]
+    assert len(layout["dollars"]) == 1
 
 
 # --------------------------------------------------------------------------- static checks
