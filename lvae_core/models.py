@@ -24,8 +24,8 @@ from .runtime import device_of
 class _kept:
     """A property computed once per object and kept in its ``__dict__``: what
     ``functools.cached_property`` does, without the lock that it takes before Python 3.12,
-    which ``torch.compile`` cannot trace (the whole compiled step would fall back to eager
-    code)."""
+    which ``torch.compile`` cannot trace (a compiled step would run eagerly from the first
+    density it reads)."""
 
     def __init__(self, fn):
         self.fn, self.name, self.__doc__ = fn, fn.__name__, fn.__doc__
