@@ -1,0 +1,203 @@
+"""The numbers the chapters' prose quotes from the committed full-length results.
+
+Chapters 6 and 7 print their tables from `results/fashion-mnist-protocol`, so the tables follow
+the files; the sentences that read those tables quote some of their numbers. When a run adds
+a learning-curve point or ships a newer model, those sentences must change with it. Each entry
+below recomputes a quoted phrase from the files, independently of the notebooks' own code,
+and asserts that the cell still says it: a failure names the cell and the phrase the files now
+give, so that no sentence is left quoting numbers the book no longer prints.
+"""
+from __future__ import annotations
+
+import json
+import re
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+from lvae_core import comparison, reproduce
+
+ROOT = Path(__file__).resolve().parents[1]
+FULL = ROOT / "results" / "fashion-mnist-protocol"
+H5, L5, H1 = "hvae-L5-bn-wu", "lvae-L5-bn-wu", "hvae-L1-bn-wu"
+VAE, K5, K50 = "vae-L1-k1", "iwae-L1-k5", "iwae-L1-k50"
+
+
+@cache
+def cells(chapter: str) -> dict:
+    path = next((ROOT / "book").glob(f"{chapter}_*.ipynb"))
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    return {c.get("id"): re.sub(r"\s+", " ", "".join(c["source"])) for c in nb["cells"]}
+
+
+@cache
+def point(run: str, epoch: int) -> dict:
+    curve = json.loads((FULL / "runs" / f"{run}.curve.json").read_text())
+    return next(p for p in curve["points"] if p["epoch"] == epoch)
+
+
+def nll(run, epoch):
+    return point(run, epoch)["test_nll"]
+
+
+@cache
+def paired(a: str, b: str, epoch: int) -> dict:
+    """NLL_a - NLL_b on the learning curve's images, from the per-image files."""
+    ll_a, ll_b = (reproduce.load_curve_images(FULL, r)[epoch] for r in (a, b))
+    return comparison.paired_difference(ll_a, ll_b)
+
+
+def final_paired(a, b):
+    ll_a, ll_b = (reproduce.load_per_image(FULL, r)["log_likelihood"] for r in (a, b))
+    return comparison.paired_difference(ll_a, ll_b)
+
+
+@cache
+def shipped_epochs(run: str) -> int:
+    _, history = reproduce.load_shipped(FULL / "models" / f"{run}.pt")
+    return len(history["epoch"])
+
+
+def units(run, epoch, layer):
+    return point(run, epoch)["active_units"][layer - 1]
+
+
+def kl(run, epoch, layer) -> str:
+    """A layer's KL in nats as the chapters print it: one decimal, never '-0.0'."""
+    return f"{round(point(run, epoch)['kl_per_layer'][layer - 1], 1) + 0.0:.1f}"
+
+
+def lead(a, b, epoch):
+    """'0.18 ± 0.05': how far a is ahead of b (a positive number when a is better)."""
+    d = paired(a, b, epoch)
+    return f"{-d['delta_nll']:.2f} ± {d['se']:.2f}"
+
+
+def signed(a, b, epoch):
+    d = paired(a, b, epoch)
+    return f"{d['delta_nll']:+.2f} ± {d['se']:.2f}"
+
+
+S = shipped_epochs
+# (chapter, cell id, phrase built from the files)
+QUOTES = [
+    # chapter 7: how far a given number of epochs gets you
+    ("07", "ch07-protocol-how-far", lambda: f"from {nll(H5, 1):.0f} (HVAE) and "
+     f"{nll(L5, 1):.0f} (LVAE) nats after one epoch to {nll(H5, 10):.0f} and "
+     f"{nll(L5, 10):.0f} after ten"),
+    ("07", "ch07-protocol-how-far", lambda: f"{nll(H5, 30):.0f} after thirty and "
+     f"{nll(H5, 100):.0f} after a hundred"),
+    ("07", "ch07-protocol-how-far", lambda: f"{nll(L5, 30):.0f} after thirty and "
+     f"{nll(L5, 100):.0f} after a hundred"),
+    ("07", "ch07-protocol-how-far", lambda: f"another {nll(H5, 100) - nll(H5, 300):.0f} "
+     f"nats ({nll(H5, 300):.1f} and {nll(L5, 300):.1f} at epoch 300)"),
+    ("07", "ch07-protocol-how-far", lambda: f"another {nll(L5, 100) - nll(L5, 300):.0f} "
+     "nats"),
+    ("07", "ch07-protocol-how-far", lambda: f"is at {nll(H1, 100):.1f} after a hundred "
+     f"epochs and {nll(H1, 300):.1f} after three hundred, "
+     f"{-paired(H5, H1, 300)['delta_nll']:.1f} nats behind the five-layer hierarchy"),
+    ("07", "ch07-protocol-how-far", lambda: f"{nll(VAE, 1):.1f} nats after one epoch, "
+     f"{nll(VAE, 10):.1f} after ten and {nll(VAE, 100):.1f} after a hundred, when the "
+     f"IWAEs with $k$ = 5 and 50 are at {nll(K5, 100):.1f} and {nll(K50, 100):.1f}"),
+    # chapter 7: what was reproduced
+    ("07", "ch07-reproduced", lambda: f"{paired(L5, H5, 1)['delta_nll']:.1f} nats after one "
+     f"epoch and {paired(L5, H5, 10)['delta_nll']:.1f} after ten"),
+    ("07", "ch07-reproduced", lambda: f"By epoch 100 the two are level "
+     f"({signed(L5, H5, 100)} nats), and at epoch 300 the ladder leads by "
+     f"{lead(L5, H5, 300)} nats"),
+    ("07", "ch07-reproduced", lambda: f"({units(H5, 300, 3)}, {units(H5, 300, 4)} and "
+     f"{units(H5, 300, 5)}, carrying {kl(H5, 300, 3)}, {kl(H5, 300, 4)} and "
+     f"{kl(H5, 300, 5)} nats), while the ladder has {units(L5, 300, 3)} active units "
+     f"in $\\mathbf z_3$ ({kl(L5, 300, 3)} nats)"),
+    ("07", "ch07-reproduced", lambda: f"ahead by {lead(L5, H5, 300)} nats at epoch 300"),
+    ("07", "ch07-reproduced", lambda: f"({paired(L5, H5, 300)['se']:.2f} nats here) is "
+     f"thirty times smaller than either model's own (about "
+     f"{paired(L5, H5, 300)['se_a']:.1f})"),
+    # chapter 6: the shipped models
+    ("06", "ch06-full-numbers", lambda: f"With the models shipped at epoch {S(L5)} of 2000"),
+    ("06", "ch06-full-numbers", lambda: f"ahead of the bottom-up hierarchy's by "
+     f"{lead(L5, H5, S(L5))} nats on the same 2,000 test images"),
+    ("06", "ch06-full-numbers", lambda: "about "
+     f"{sum(point(H5, S(H5))['kl_per_layer'][3:5]):.1f} nats between them"),
+    ("06", "ch06-probe-read", lambda: f"In the shipped models at epoch {S(L5)},"),
+    ("06", "ch06-pca-full-read", lambda: f"After {S(L5)} epochs the ladder"),
+    ("06", "00da608e", lambda: f"after {S(L5)} of the paper's 2000 epochs on Fashion-MNIST "
+     f"the ladder is ahead by {lead(L5, H5, S(L5))} nats"),
+]
+
+
+@pytest.mark.parametrize("chapter, cell, phrase", QUOTES,
+                         ids=[f"{c}-{cell}-{i}" for i, (c, cell, _) in enumerate(QUOTES)])
+def test_the_prose_quotes_the_committed_results(chapter, cell, phrase):
+    text = cells(chapter)[cell]
+    expected = phrase()
+    assert expected in text, (
+        f"chapter {chapter}, cell {cell}: the committed results now give\n    {expected!r}\n"
+        f"but the cell does not say so; update its sentence (and this entry if the wording "
+        f"changes). The cell begins:\n    {text[:400]}")
+
+
+def test_the_paired_trailing_and_the_units_quoted_in_chapter_6_hold():
+    """Sentences of chapter 6 that quote no number but a direction: the ladder trailed the
+    hierarchy at epochs 1 to 30, and at the shipped epoch keeps no active unit in z4 and
+    z5 while the hierarchy keeps some."""
+    text = cells("06")["ch06-full-numbers"]
+    assert "after trailing it for the first thirty epochs" in text
+    assert all(paired(L5, H5, e)["delta_nll"] > 2 * paired(L5, H5, e)["se"]
+               for e in (1, 3, 10, 30))
+    assert "the hierarchy keeps a few units of $\\mathbf{z}_4$ and $\\mathbf{z}_5$ active" in text
+    e = S(L5)
+    assert units(H5, e, 4) + units(H5, e, 5) > 0 and units(L5, e, 4) + units(L5, e, 5) == 0
+
+
+def test_the_full_length_iwae_gains_hold_on_the_whole_test_set():
+    """Chapters 5 and 7 say that at full length the IWAE with k = 5 and k = 50 beats the
+    VAE; from the per-image files alone: both lower by more than two paired SE."""
+    for k_run in (K5, K50):
+        d = final_paired(k_run, VAE)
+        assert d["n"] == 10_000 and d["delta_nll"] < -2 * d["se"]
+
+
+WORDS = {0: "no", 1: "one", 2: "two", 3: "three", 4: "four", 5: "five"}
+QUOTES_UNITS = [
+    ("06", "ch06-pca-full-read", lambda: f"the ladder's $\\mathbf{{z}}_3$ has only "
+     f"{WORDS.get(units(L5, S(L5), 3))} active units"),
+    ("06", "ch06-probe-read", lambda: f"The ladder's $\\mathbf{{z}}_4$ carries nothing, as its "
+     f"KL of {kl(L5, S(L5), 4)} nats says. Its $\\mathbf{{z}}_5$ (no active unit, "
+     f"{kl(L5, S(L5), 5)} nats)"),
+]
+
+
+@pytest.mark.parametrize("chapter, cell, phrase", QUOTES_UNITS,
+                         ids=[f"{c}-{cell}" for c, cell, _ in QUOTES_UNITS])
+def test_the_prose_quotes_the_shipped_models_units(chapter, cell, phrase):
+    test_the_prose_quotes_the_committed_results(chapter, cell, phrase)
+
+
+def test_the_probe_accuracies_quoted_in_chapter_6():
+    """Chapter 6's reading of its linear probes (default mode: 5,000 images to fit, the
+    first 2,000 to score), recomputed from the shipped models."""
+    import lvae_core as lv
+    from lvae_core import probes
+    data = lv.load_dataset("fashion-mnist")
+    x, y = data.test_binary, data.test_y
+    acc = {}
+    for run in (H5, L5):
+        model, _ = reproduce.load_shipped(FULL / "models" / f"{run}.pt")
+        acc[run] = [100 * a for a in probes.probe_accuracy(model, x[2000:7000], y[2000:7000],
+                                                           x[:2000], y[:2000])]
+    chance = 100 * probes.chance_accuracy(y[:2000])
+    low = min(acc[r][i] for r in (H5, L5) for i in (0, 1))
+    high = max(acc[r][i] for r in (H5, L5) for i in (0, 1))
+    phrases = [
+        f"in both ({low:.0f}-{high:.0f} %, against {chance:.0f} % by chance)",
+        f"{acc[H5][2]:.0f} % against {acc[L5][2]:.0f} % from $\\mathbf{{z}}_3$, "
+        f"{acc[H5][3]:.0f} % against chance from $\\mathbf{{z}}_4$",
+        f"still gives {acc[L5][4]:.0f} %",
+    ]
+    text = cells("06")["ch06-probe-read"]
+    for phrase in phrases:
+        assert phrase in text, f"chapter 6, ch06-probe-read should say {phrase!r}"
+    # "against chance": the ladder's z4 probe is within a few points of chance
+    assert abs(acc[L5][3] - chance) < 5
