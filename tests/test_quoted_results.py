@@ -79,9 +79,28 @@ def signed(a, b, epoch):
     return f"{d['delta_nll']:+.2f} ± {d['se']:.2f}"
 
 
+@cache
+def final(run: str) -> dict:
+    return json.loads((FULL / "runs" / f"{run}.json").read_text())
+
+
 S = shipped_epochs
 # (chapter, cell id, phrase built from the files)
 QUOTES = [
+    # chapter 5: the one-layer grid after 100 epochs (k = 5000, all 10,000 test images)
+    ("05", "ch05-full-read", lambda: f"by about {-final_paired(K5, VAE)['delta_nll']:.0f} "
+     f"nats per image with $k = 5$ ({final(VAE)['test_nll']:.1f} against "
+     f"{final(K5)['test_nll']:.1f}) and by {-final_paired(K50, VAE)['delta_nll']:.0f} with "
+     f"$k = 50$ ({final(K50)['test_nll']:.1f}), differences whose paired standard errors "
+     f"are {final_paired(K5, VAE)['se']:.2f} nats"),
+    ("05", "ch05-full-read", lambda: f"paired standard errors are "
+     f"{final_paired(K50, VAE)['se']:.2f} nats"),
+    ("05", "ch05-full-read", lambda: f"They also keep more units active "
+     f"({final(VAE)['active_units'][0]}, {final(K5)['active_units'][0]} and "
+     f"{final(K50)['active_units'][0]} of 50)"),
+    ("05", "ch05-full-read", lambda: f"and {final(VAE)['test_elbo'] - final(K50)['test_elbo']:.0f}"
+     f" nats *worse* with $k = 50$ ({-final(K50)['test_elbo']:.1f} against "
+     f"{-final(VAE)['test_elbo']:.1f})"),
     # chapter 7: how far a given number of epochs gets you
     ("07", "ch07-protocol-how-far", lambda: f"from {nll(H5, 1):.0f} (HVAE) and "
      f"{nll(L5, 1):.0f} (LVAE) nats after one epoch to {nll(H5, 10):.0f} and "
@@ -157,6 +176,9 @@ def test_the_full_length_iwae_gains_hold_on_the_whole_test_set():
     for k_run in (K5, K50):
         d = final_paired(k_run, VAE)
         assert d["n"] == 10_000 and d["delta_nll"] < -2 * d["se"]
+    # chapter 5: the IWAE's ELBO is "no better with k = 5" than the VAE's
+    assert "no better with $k = 5$" in cells("05")["ch05-full-read"]
+    assert final(K5)["test_elbo"] <= final(VAE)["test_elbo"]
 
 
 WORDS = {0: "no", 1: "one", 2: "two", 3: "three", 4: "four", 5: "five"}
