@@ -39,11 +39,12 @@ NAME = "lvae-L5-bn-wu"
 HERE = Path(__file__).resolve().parent
 
 
-def train_and_score(precision: str, seed: int, epochs: int, data, out: Path) -> Path:
+def train_and_score(precision: str, seed: int, epochs: int, data, out: Path,
+                    name: str = NAME) -> Path:
     path = out / f"{precision}-seed{seed}.npz"
     if path.is_file():
         return path
-    config = list_configs("all", NAME)[0]
+    config = list_configs("all", name)[0]
     model = build(config, data.x_dim)
     tc = schedule(config, epochs, seed=seed, compiled=True, precision=precision)
     history = lv.fit(model, data, tc, checkpoint_every=5, progress=True)
@@ -70,7 +71,7 @@ def cpu_description() -> str:
     return f"{model} ({', '.join(native) if native else 'no native bfloat16 products'})"
 
 
-def report(out: Path, seeds: list[int], epochs: int) -> str:
+def report(out: Path, seeds: list[int], epochs: int, name: str = NAME) -> str:
     runs = {}
     for precision, seed in itertools.product(("fp32", "bf16"), seeds):
         with np.load(out / f"{precision}-seed{seed}.npz") as f:
@@ -82,7 +83,7 @@ def report(out: Path, seeds: list[int], epochs: int) -> str:
     def per_epoch(run):  # the first epoch carries the compile
         return statistics.median(run["epoch_seconds"][1:].tolist())
 
-    lines = [f"# bfloat16 against float32 training: {NAME}, {epochs} epochs, Fashion-MNIST",
+    lines = [f"# bfloat16 against float32 training: {name}, {epochs} epochs, Fashion-MNIST",
              "",
              f"torch {torch.__version__}, {cpu_description()}, "
              f"{torch.get_num_threads()} thread(s) per run; test NLL with k = {CURVE_K} on "
@@ -101,23 +102,24 @@ def report(out: Path, seeds: list[int], epochs: int) -> str:
         lines.append(f"| {seed} | {nll(b):.2f} | {nll(a):.2f} | {d['delta_nll']:+.2f} | "
                      f"{d['se']:.2f} | {d['z']:+.1f} | {per_epoch(b):.2f} | "
                      f"{per_epoch(a):.2f} | {speedups[-1]:.2f}x |")
-    lines += ["", "Two float32 seeds against each other (the spread of equally good runs):", "",
-              "| pair | fp32 − fp32 | SE | z |", "|---|---|---|---|"]
-    seed_deltas = []
-    for s, t in itertools.combinations(seeds, 2):
-        d = paired_difference(runs["fp32", t]["log_likelihood"],
-                              runs["fp32", s]["log_likelihood"])
-        seed_deltas.append(d["delta_nll"])
-        lines.append(f"| seed {t} − seed {s} | {d['delta_nll']:+.2f} | {d['se']:.2f} | "
-                     f"{d['z']:+.1f} |")
-    mean = statistics.fmean(deltas)
-    se = statistics.stdev(deltas) / len(deltas) ** 0.5 if len(deltas) > 1 else float("nan")
-    lines += ["", f"Mean bf16 − fp32 over {len(seeds)} seeds: {mean:+.2f} ± {se:.2f} nats "
-              f"(SE over seeds); largest |fp32 − fp32| between seeds: "
-              f"{max(map(abs, seed_deltas), default=float('nan')):.2f} nats; "
-              f"median speed-up {statistics.median(speedups):.2f}x.", ""]
+    if len(seeds) > 1:
+        lines += ["", "Two float32 seeds against each other (the spread of equally good runs):",
+                  "", "| pair | fp32 − fp32 | SE | z |", "|---|---|---|---|"]
+        seed_deltas = []
+        for s, t in itertools.combinations(seeds, 2):
+            d = paired_difference(runs["fp32", t]["log_likelihood"],
+                                  runs["fp32", s]["log_likelihood"])
+            seed_deltas.append(d["delta_nll"])
+            lines.append(f"| seed {t} − seed {s} | {d['delta_nll']:+.2f} | {d['se']:.2f} | "
+                         f"{d['z']:+.1f} |")
+        lines += ["", f"Mean bf16 − fp32 over {len(seeds)} seeds: "
+                  f"{statistics.fmean(deltas):+.2f} ± "
+                  f"{statistics.stdev(deltas) / len(deltas) ** 0.5:.2f} nats (SE over seeds); "
+                  f"largest |fp32 − fp32| between seeds: {max(map(abs, seed_deltas)):.2f} "
+                  f"nats; median speed-up {statistics.median(speedups):.2f}x."]
+    lines.append("")
     text = "\n".join(lines)
-    (HERE / "check_bf16.md").write_text(text)
+    (HERE / ("check_bf16.md" if name == NAME else f"check_bf16_{name}.md")).write_text(text)
     return text
 
 
@@ -125,6 +127,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--precision", choices=("fp32", "bf16"))
     parser.add_argument("--report", action="store_true")
+    parser.add_argument("--run", default=NAME, help="the LVAE-grid configuration to train")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--threads", type=int, default=1)
@@ -132,10 +135,11 @@ def main():
                         default=lv.data.cache_dir() / "check_bf16")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
-    out = args.out / f"epochs{args.epochs}"
+    out = args.out / (f"epochs{args.epochs}" if args.run == NAME
+                      else f"{args.run}-epochs{args.epochs}")
     torch.set_num_threads(args.threads)
     if args.report:
-        print(report(out, seeds, args.epochs))
+        print(report(out, seeds, args.epochs, args.run))
         return
     if not args.precision:
         parser.error("give --precision fp32 or bf16 (a worker), or --report")
@@ -143,7 +147,7 @@ def main():
     for seed in seeds:
         print(json.dumps({"precision": args.precision, "seed": seed,
                           "saved": str(train_and_score(args.precision, seed, args.epochs,
-                                                       data, out))}))
+                                                       data, out, args.run))}))
 
 
 if __name__ == "__main__":
