@@ -20,6 +20,7 @@ from lvae_core import comparison, reproduce
 
 ROOT = Path(__file__).resolve().parents[1]
 FULL = ROOT / "results" / "fashion-mnist-protocol"
+SECOND = FULL / "replicates" / "bf16"   # a second pair of the five-layer runs
 H5, L5, H1 = "hvae-L5-bn-wu", "lvae-L5-bn-wu", "hvae-L1-bn-wu"
 VAE, K5, K50 = "vae-L1-k1", "iwae-L1-k5", "iwae-L1-k50"
 
@@ -42,9 +43,9 @@ def nll(run, epoch):
 
 
 @cache
-def paired(a: str, b: str, epoch: int) -> dict:
+def paired(a: str, b: str, epoch: int, folder: Path = FULL) -> dict:
     """NLL_a - NLL_b on the learning curve's images, from the per-image files."""
-    ll_a, ll_b = (reproduce.load_curve_images(FULL, r)[epoch] for r in (a, b))
+    ll_a, ll_b = (reproduce.load_curve_images(folder, r)[epoch] for r in (a, b))
     return comparison.paired_difference(ll_a, ll_b)
 
 
@@ -68,14 +69,14 @@ def kl(run, epoch, layer) -> str:
     return f"{round(point(run, epoch)['kl_per_layer'][layer - 1], 1) + 0.0:.1f}"
 
 
-def lead(a, b, epoch):
+def lead(a, b, epoch, folder=FULL):
     """'0.18 ± 0.05': how far a is ahead of b (a positive number when a is better)."""
-    d = paired(a, b, epoch)
+    d = paired(a, b, epoch, folder)
     return f"{-d['delta_nll']:.2f} ± {d['se']:.2f}"
 
 
-def signed(a, b, epoch):
-    d = paired(a, b, epoch)
+def signed(a, b, epoch, folder=FULL):
+    d = paired(a, b, epoch, folder)
     return f"{d['delta_nll']:+.2f} ± {d['se']:.2f}"
 
 
@@ -129,7 +130,11 @@ QUOTES = [
      f"{units(H5, 300, 5)}, carrying {kl(H5, 300, 3)}, {kl(H5, 300, 4)} and "
      f"{kl(H5, 300, 5)} nats), while the ladder has {units(L5, 300, 3)} active units "
      f"in $\\mathbf z_3$ ({kl(L5, 300, 3)} nats)"),
-    ("07", "ch07-reproduced", lambda: f"ahead by {lead(L5, H5, 300)} nats at epoch 300"),
+    ("07", "ch07-reproduced", lambda: f"the hierarchy still a little ahead at epoch 100 "
+     f"({signed(L5, H5, 100, SECOND)}), the ladder ahead at 300 (by "
+     f"{lead(L5, H5, 300, SECOND)})"),
+    ("07", "ch07-reproduced", lambda: f"ahead by {lead(L5, H5, 300)} nats at epoch 300 "
+     f"({lead(L5, H5, 300, SECOND)} in a second pair of runs)"),
     ("07", "ch07-reproduced", lambda: f"({paired(L5, H5, 300)['se']:.2f} nats here) is "
      f"thirty times smaller than either model's own (about "
      f"{paired(L5, H5, 300)['se_a']:.1f})"),
@@ -137,6 +142,9 @@ QUOTES = [
     ("06", "ch06-full-numbers", lambda: f"With the models shipped at epoch {S(L5)} of 2000"),
     ("06", "ch06-full-numbers", lambda: f"ahead of the bottom-up hierarchy's by "
      f"{lead(L5, H5, S(L5))} nats on the same 2,000 test images"),
+    ("06", "ch06-full-numbers", lambda: f"A second pair of the same runs "
+     f"({{ref}}`sec-protocol-fmnist`) puts the ladder ahead by "
+     f"{lead(L5, H5, S(L5), SECOND)} nats at the same epoch"),
     ("06", "ch06-full-numbers", lambda: "about "
      f"{sum(point(H5, S(H5))['kl_per_layer'][3:5]):.1f} nats between them"),
     ("06", "ch06-probe-read", lambda: f"In the shipped models at epoch {S(L5)},"),
@@ -168,6 +176,19 @@ def test_the_paired_trailing_and_the_units_quoted_in_chapter_6_hold():
     assert "the hierarchy keeps a few units of $\\mathbf{z}_4$ and $\\mathbf{z}_5$ active" in text
     e = S(L5)
     assert units(H5, e, 4) + units(H5, e, 5) > 0 and units(L5, e, 4) + units(L5, e, 5) == 0
+
+
+def test_the_directions_chapter_7_reads_from_the_two_pairs_of_runs():
+    """'within a quarter of a nat by epoch 100' (both pairs), 'the hierarchy still a little
+    ahead at epoch 100' (the second pair, beyond two SE) and the ladder ahead at 300 in
+    both pairs, beyond two SE."""
+    text = cells("07")["ch07-reproduced"]
+    assert "within a quarter of a nat by epoch 100" in text
+    assert all(abs(paired(L5, H5, 100, f)["delta_nll"]) < 0.25 for f in (FULL, SECOND))
+    second_100 = paired(L5, H5, 100, SECOND)
+    assert second_100["delta_nll"] > 2 * second_100["se"]
+    assert all(paired(L5, H5, 300, f)["delta_nll"] < -2 * paired(L5, H5, 300, f)["se"]
+               for f in (FULL, SECOND))
 
 
 def test_the_full_length_iwae_gains_hold_on_the_whole_test_set():
