@@ -119,7 +119,10 @@ def report(out: Path, seeds: list[int], epochs: int, name: str = NAME) -> str:
                   f"nats; median speed-up {statistics.median(speedups):.2f}x."]
     lines.append("")
     text = "\n".join(lines)
-    (HERE / ("check_bf16.md" if name == NAME else f"check_bf16_{name}.md")).write_text(text)
+    stem = "check_bf16" + ("" if name == NAME else f"_{name}")
+    if seeds != [0, 1, 2]:   # a subset of seeds must not replace the three-seed table
+        stem += "_seeds" + "-".join(map(str, seeds)) if name == NAME else ""
+    (HERE / f"{stem}.md").write_text(text)
     return text
 
 
