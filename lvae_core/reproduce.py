@@ -471,6 +471,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--curves", action="store_true",
                         help="only evaluate the learning-curve snapshots saved so far (runs "
                              "may still be training), then merge")
+    parser.add_argument("--stash", action="store_true",
+                        help="only copy the checkpoint cache's partial checkpoints and OUT's "
+                             "unscored snapshots into OUT/resume/ (lvae_core.resume)")
+    parser.add_argument("--unstash", action="store_true",
+                        help="only copy OUT/resume/ back into the checkpoint cache, where the "
+                             "cache has nothing newer, so the runs resume from there")
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the training step (CUDA graphs on a GPU) and the "
                              "log-likelihood: faster, the same mathematics, other random draws")
@@ -491,6 +497,13 @@ def _record_command(out: Path) -> None:
 
 
 def main(args) -> int:
+    if args.stash or args.unstash:
+        from . import resume
+        done = (resume.stash if args.stash else resume.unstash)(args.out)
+        for what, names in done.items():
+            for name in names:
+                print(f"{what:9s} {name}")
+        return 0
     if args.merge:
         summary = merge(args.merge)
         print(markdown(summary))

@@ -8,12 +8,16 @@
 #   bash scripts/full_runs.sh --curves   # evaluate the learning-curve snapshots saved so far,
 #                                        # and ship the newest snapshot of each unfinished
 #                                        # LVAE-protocol run to $OUT/models/
+#   bash scripts/full_runs.sh --stash    # copy the resumable state of the unfinished runs
+#                                        # into $OUT/resume/ (commit it; the cache may be lost)
 #
 # Every run writes a resumable checkpoint every 5 epochs into the checkpoint cache
 # (~/.cache/lvae_core/checkpoints/<key>.partial.pt, or $LVAE_CACHE_DIR) and learning-curve
 # snapshots into ~/.cache/lvae_core/snapshots/fashion-mnist-protocol/<name>/; a stopped run
 # continues from its last checkpoint when this script is started again, and a finished one
 # (results/fashion-mnist-protocol/runs/<name>.json exists) is skipped. Logs: $LOGS/<lane>.log.
+# The cache belongs to one machine: --stash copies the unfinished runs' state into
+# $OUT/resume/, and every start copies it back first where the cache has nothing newer.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -48,6 +52,11 @@ lane() {  # lane NAME NAME:PRECISION[:EPOCHS]...: run the configurations one aft
   done
 }
 
+if [[ "${1:-}" == "--stash" ]]; then
+  exec "$PY" -m lvae_core reproduce --out "$OUT" --stash
+fi
+
+"$PY" -m lvae_core reproduce --out "$OUT" --unstash
 mkdir -p "$LOGS"
 # Lane b runs the short IWAE grid first (hours; the finished runs are skipped at once), then
 # the 5-layer hierarchy (many hours), then the 50-sample-ELBO control.

@@ -1,0 +1,152 @@
+"""Carry unfinished runs from one machine to the next through the results folder.
+
+A long run keeps its resumable state in the checkpoint cache (``<cache>/checkpoints/
+<key>.partial.pt``, every ``checkpoint_every`` epochs) and its learning-curve snapshots in
+``<cache>/snapshots/<out name>/<run>/``. A cache is local to one machine and may be lost;
+``stash`` copies that state into ``<out>/resume/`` (a folder that can be committed with the
+results), and ``unstash`` copies it back into an empty or older cache, so that the runs go on
+from where they were instead of from epoch 0.
+
+    python -m lvae_core reproduce --out results/fashion-mnist-protocol --stash
+    python -m lvae_core reproduce --out results/fashion-mnist-protocol --unstash
+
+What is stashed: every partial checkpoint in the cache (only ``fit(...,
+checkpoint_every=n)`` writes them; the chapters never do), and every snapshot whose epoch is
+not yet scored in ``<out>/runs/<run>.curve.json``. A stashed partial checkpoint is dropped
+once its run has finished (the cache holds the final ``<key>.pt``), never because the cache
+lacks it. ``<out>/resume/MANIFEST.md`` lists what the folder holds.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import torch
+
+from .runtime import atomic_write
+
+PARTIAL = ".partial.pt"
+
+
+def _cache(cache) -> Path:
+    from .data import cache_dir
+    return Path(cache) if cache is not None else cache_dir()
+
+
+def _epoch(path: Path) -> int:
+    """The number of epochs a partial checkpoint has trained (-1 if it cannot be read)."""
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=True)["epoch"])
+    except Exception:
+        return -1
+
+
+def _describe(path: Path) -> dict:
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    fit = ckpt.get("fit") or {}
+    config = ckpt.get("config") or {}
+    return dict(file=path.name, kind=ckpt.get("kind"), latent=list(config.get("latent", [])),
+                epoch=int(ckpt["epoch"]), of=fit.get("epochs"),
+                precision=fit.get("precision", "fp32"))
+
+
+def _scored(out: Path, run: str) -> set:
+    path = out / "runs" / f"{run}.curve.json"
+    if not path.is_file():
+        return set()
+    return {p["epoch"] for p in json.loads(path.read_text())["points"]}
+
+
+def _copy(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(dst, lambda tmp: shutil.copyfile(src, tmp))
+
+
+def _snapshots(root: Path) -> list:
+    """``(run, path)`` of every snapshot under ``root`` (``<run>/epochNNNNN.pt``)."""
+    return [(p.parent.name, p) for p in sorted(root.glob("*/epoch*.pt"))]
+
+
+def stash(out, cache=None) -> dict:
+    """Copy the cache's partial checkpoints and ``out``'s unscored snapshots into
+    ``<out>/resume/``; returns what was copied and dropped (lists of file names)."""
+    out, cache = Path(out), _cache(cache)
+    folder = out / "resume"
+    done = dict(copied=[], dropped=[], kept=[])
+    for src in sorted((cache / "checkpoints").glob(f"*{PARTIAL}")):
+        dst = folder / "checkpoints" / src.name
+        if _epoch(src) > (_epoch(dst) if dst.is_file() else -1):
+            _copy(src, dst)
+            done["copied"].append(src.name)
+        else:
+            done["kept"].append(src.name)
+    for dst in sorted((folder / "checkpoints").glob(f"*{PARTIAL}")):
+        final = cache / "checkpoints" / (dst.name[:-len(PARTIAL)] + ".pt")
+        if final.is_file():          # the run has finished: its partial state is not needed
+            dst.unlink()
+            done["dropped"].append(dst.name)
+    snapshots = cache / "snapshots" / out.resolve().name
+    for run, src in _snapshots(snapshots):
+        dst = folder / "snapshots" / run / src.name
+        if int(src.stem[len("epoch"):]) in _scored(out, run):
+            continue
+        if not dst.is_file():
+            _copy(src, dst)
+            done["copied"].append(f"{run}/{src.name}")
+    for run, dst in _snapshots(folder / "snapshots"):
+        if int(dst.stem[len("epoch"):]) in _scored(out, run):
+            dst.unlink()
+            done["dropped"].append(f"{run}/{dst.name}")
+    _write_manifest(folder)
+    return done
+
+
+def unstash(out, cache=None) -> dict:
+    """Copy ``<out>/resume/`` back into the cache where the cache has nothing newer (and the
+    run has not finished there); returns what was restored and what was left alone."""
+    out, cache = Path(out), _cache(cache)
+    folder = out / "resume"
+    done = dict(restored=[], kept=[])
+    for src in sorted((folder / "checkpoints").glob(f"*{PARTIAL}")):
+        dst = cache / "checkpoints" / src.name
+        final = dst.with_name(src.name[:-len(PARTIAL)] + ".pt")
+        if final.is_file() or (dst.is_file() and _epoch(dst) >= _epoch(src)):
+            done["kept"].append(src.name)
+            continue
+        _copy(src, dst)
+        done["restored"].append(src.name)
+    snapshots = cache / "snapshots" / out.resolve().name
+    for run, src in _snapshots(folder / "snapshots"):
+        dst = snapshots / run / src.name
+        if dst.is_file():
+            done["kept"].append(f"{run}/{src.name}")
+            continue
+        _copy(src, dst)
+        done["restored"].append(f"{run}/{src.name}")
+    return done
+
+
+def _write_manifest(folder: Path) -> None:
+    rows = [_describe(p) for p in sorted((folder / "checkpoints").glob(f"*{PARTIAL}"))]
+    snaps = [f"{run}/{p.name}" for run, p in _snapshots(folder / "snapshots")]
+    if not rows and not snaps:
+        if folder.is_dir():
+            for p in sorted(folder.rglob("*"), reverse=True):
+                p.unlink() if p.is_file() else p.rmdir()
+            folder.rmdir()
+        return
+    lines = ["# Unfinished runs", "",
+             "Resumable state of runs still training, written by `python -m lvae_core "
+             "reproduce --out <this folder's parent> --stash`. `--unstash` (which "
+             "`scripts/full_runs.sh` runs first) copies it back into the checkpoint cache, "
+             "and the runs continue from these epochs.", "",
+             "| partial checkpoint | model | latent | epochs done | of | precision |",
+             "|---|---|---|---|---|---|"]
+    lines += [f"| `{r['file']}` | {r['kind']} | {'-'.join(map(str, r['latent']))} | "
+              f"{r['epoch']} | {r['of']} | {r['precision']} |" for r in rows]
+    if snaps:
+        lines += ["", "Learning-curve snapshots not yet scored: "
+                  + ", ".join(f"`{s}`" for s in snaps) + "."]
+    path = folder / "MANIFEST.md"
+    atomic_write(path, lambda tmp: tmp.write_text("\n".join(lines) + "\n"))

@@ -1,0 +1,84 @@
+"""A run interrupted on one machine resumes on another from the results folder's stash
+(``lvae_core.resume``), to the history of a run never interrupted."""
+import json
+
+import pytest
+import torch
+
+import lvae_core as lv
+from lvae_core import checkpoints, resume
+from lvae_core.train import snapshot_path
+
+TINY = dict(hidden=(32, 16), latent=(4, 2))
+
+
+def _interrupted(data, cache, snapshots, monkeypatch):
+    """Train 4 epochs with a partial checkpoint every 2 and a snapshot after epochs 1 and 3,
+    stopped right after the epoch-2 checkpoint (only the epoch-1 snapshot exists)."""
+    original = checkpoints.save
+
+    def save_then_stop(obj, path):
+        original(obj, path)
+        if str(path).endswith(".partial.pt"):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoints, "save", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        lv.fit(lv.HierarchicalVAE(x_dim=784, **TINY), data, lv.TrainConfig(epochs=4),
+               checkpoint_every=2, cache=cache / "checkpoints", progress=False,
+               snapshot_epochs=(1, 3), snapshot_dir=snapshots)
+    monkeypatch.setattr(checkpoints, "save", original)
+
+
+def test_a_stashed_run_resumes_elsewhere_to_the_same_history(mnist5k, tmp_path, monkeypatch):
+    data = mnist5k.subset(n_train=256)
+    straight = lv.fit(lv.HierarchicalVAE(x_dim=784, **TINY), data, lv.TrainConfig(epochs=4),
+                      cache=False, progress=False)
+    out = tmp_path / "results" / "protocol"
+    first, second = tmp_path / "cache-a", tmp_path / "cache-b"
+    _interrupted(data, first, first / "snapshots" / "protocol" / "run", monkeypatch)
+
+    done = resume.stash(out, cache=first)
+    stashed = list((out / "resume" / "checkpoints").glob("*.partial.pt"))
+    assert len(stashed) == 1 and done["copied"] == [stashed[0].name, "run/epoch00001.pt"]
+    manifest = (out / "resume" / "MANIFEST.md").read_text()
+    assert "| hvae | 4-2 | 2 | 4 | fp32 |" in manifest
+
+    # a machine whose cache is empty: stashing from it keeps the stash as it is
+    assert resume.stash(out, cache=second)["dropped"] == []
+    assert stashed[0].is_file()
+
+    assert resume.unstash(out, cache=second)["restored"] == [stashed[0].name,
+                                                             "run/epoch00001.pt"]
+    assert (second / "snapshots" / "protocol" / "run" / "epoch00001.pt").is_file()
+    resumed = lv.fit(lv.HierarchicalVAE(x_dim=784, **TINY), data, lv.TrainConfig(epochs=4),
+                     checkpoint_every=2, cache=second / "checkpoints", progress=False,
+                     snapshot_epochs=(1, 3),
+                     snapshot_dir=second / "snapshots" / "protocol" / "run")
+    assert resumed["bound"] == pytest.approx(straight["bound"], rel=1e-5)
+    assert snapshot_path(second / "snapshots" / "protocol" / "run", 3).is_file()
+
+    # the run has finished on the second machine, and epoch 1 is scored: both leave the stash
+    (out / "runs").mkdir(parents=True)
+    (out / "runs" / "run.curve.json").write_text(json.dumps({"points": [{"epoch": 1}]}))
+    done = resume.stash(out, cache=second)
+    assert done["dropped"] == [stashed[0].name, "run/epoch00001.pt"]
+    assert done["copied"] == ["run/epoch00003.pt"]
+    assert "epoch00003.pt" in (out / "resume" / "MANIFEST.md").read_text()
+
+
+def test_unstash_leaves_a_newer_cache_alone(mnist5k, tmp_path, monkeypatch):
+    data = mnist5k.subset(n_train=256)
+    out, cache = tmp_path / "protocol", tmp_path / "cache"
+    _interrupted(data, cache, cache / "snapshots" / "protocol" / "run", monkeypatch)
+    resume.stash(out, cache=cache)
+    partial = next((cache / "checkpoints").glob("*.partial.pt"))
+    newer = torch.load(partial, weights_only=True)
+    newer["epoch"] = 3
+    torch.save(newer, partial)
+    before = partial.read_bytes()
+    assert resume.unstash(out, cache=cache)["restored"] == []
+    assert partial.read_bytes() == before
+    # and the newer cache entry replaces the stashed one at the next stash
+    assert resume.stash(out, cache=cache)["copied"] == [partial.name]
+    assert "| 3 | 4 |" in (out / "resume" / "MANIFEST.md").read_text()
