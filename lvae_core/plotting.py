@@ -181,3 +181,30 @@ def layer_table(net):
         rows.append({"layer": name, "type": type(module).__name__, "size": size,
                      "parameters": sum(p.numel() for p in module.parameters())})
     return pd.DataFrame(rows)
+
+
+class WrappedTable:
+    """A pandas table whose cells may wrap onto several lines in the HTML book (the class
+    ``lvae-wrap``, see ``book/_static/lvae.css``; other tables keep every cell on one line),
+    for tables of words that would otherwise be wider than the column. Spaces inside a
+    number such as ``0.20 ± 0.05`` become no-break spaces, so a number is never split.
+    Text front ends show the table as pandas prints it."""
+
+    def __init__(self, frame):
+        self.frame = frame.map(lambda v: _keep_numbers_whole(v) if isinstance(v, str) else v)
+
+    def _repr_html_(self) -> str:
+        return self.frame.to_html(classes="lvae-wrap")
+
+    def __repr__(self) -> str:
+        return repr(self.frame)
+
+
+def _keep_numbers_whole(text: str) -> str:
+    import re
+    return re.sub(r"(?<=\d) (?=[±%]|nats\b)|(?<=±) (?=[-+−\d])", "\u00a0", text)
+
+
+def wrapped(frame) -> WrappedTable:
+    """``frame`` shown with wrapping cells in the HTML book (``WrappedTable``)."""
+    return WrappedTable(frame)

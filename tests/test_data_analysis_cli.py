@@ -129,3 +129,16 @@ def test_activity_below_the_top_does_not_count_monte_carlo_noise(mnist5k):
     assert (many[0] < 1e-2).all() and (debiased[0].abs() < 1e-2).all()
     assert lv.active_units(model, x) == [0, 0]
     assert lv.active_units(model, x, debias=False)[0] >= 4
+
+
+def test_a_wrapped_table_wraps_in_html_and_keeps_numbers_whole():
+    import pandas as pd
+    frame = pd.DataFrame({"measured": ["-0.20 ± 0.05 nats at epoch 1000"],
+                          "share": ["83 % of 2000"]})
+    table = lv.plotting.wrapped(frame)
+    html = table._repr_html_()
+    assert 'class="dataframe lvae-wrap"' in html
+    assert "-0.20\u00a0±\u00a00.05\u00a0nats at epoch 1000" in html
+    assert "83\u00a0% of 2000" in html
+    assert "-0.20 ± 0.05" in repr(table).replace("\u00a0", " ")
+    assert frame.loc[0, "measured"] == "-0.20 ± 0.05 nats at epoch 1000"   # input untouched
