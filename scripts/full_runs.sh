@@ -9,7 +9,7 @@
 #                                        # and ship the newest snapshot of each unfinished
 #                                        # LVAE-protocol run to $OUT/models/
 #   bash scripts/full_runs.sh --stash    # copy the resumable state of the unfinished runs
-#                                        # into $OUT/resume/ (commit it; the cache may be lost)
+#                                        # into $OUT/resume/ (git-ignored; keep a copy off the machine)
 #
 # Every run writes a resumable checkpoint every 5 epochs into the checkpoint cache
 # (~/.cache/lvae_core/checkpoints/<key>.partial.pt, or $LVAE_CACHE_DIR) and learning-curve
