@@ -3,9 +3,9 @@
 A long run keeps its resumable state in the checkpoint cache (``<cache>/checkpoints/
 <key>.partial.pt``, every ``checkpoint_every`` epochs) and its learning-curve snapshots in
 ``<cache>/snapshots/<out name>/<run>/``. A cache is local to one machine and may be lost;
-``stash`` copies that state into ``<out>/resume/`` (git-ignored: its checkpoints are tens of MB; keep a copy
-off the machine), and ``unstash`` copies it back into an empty or older cache, so that the runs go on
-from where they were instead of from epoch 0.
+``stash`` copies that state into ``<out>/resume/`` (git-ignored: its checkpoints are tens
+of MB; keep a copy off the machine), and ``unstash`` copies it back into an empty or older
+cache, so that the runs go on from where they were instead of from epoch 0.
 
     python -m lvae_core reproduce --out results/fashion-mnist-protocol --stash
     python -m lvae_core reproduce --out results/fashion-mnist-protocol --unstash
