@@ -12,9 +12,12 @@ cache, so that the runs go on from where they were instead of from epoch 0.
 
 What is stashed: every partial checkpoint in the cache (only ``fit(...,
 checkpoint_every=n)`` writes them; the chapters never do), and every snapshot whose epoch is
-not yet scored in ``<out>/runs/<run>.curve.json``. A stashed partial checkpoint is dropped
-once its run has finished (the cache holds the final ``<key>.pt``), never because the cache
-lacks it. ``<out>/resume/MANIFEST.md`` lists what the folder holds.
+not yet scored in ``<out>/runs/<run>.curve.json``. When a stashed run has finished training
+(the cache holds its final ``<key>.pt`` and ``fit`` has deleted the partial one), the final
+checkpoint replaces the partial one in the stash and stays there until the run's result
+``<out>/runs/<run>.json`` exists: the evaluation after training takes the better part of an
+hour, and a machine lost during it must not cost the training. Nothing is dropped because
+the cache lacks it. ``<out>/resume/MANIFEST.md`` lists what the folder holds.
 """
 from __future__ import annotations
 
@@ -68,6 +71,27 @@ def _snapshots(root: Path) -> list:
     return [(p.parent.name, p) for p in sorted(root.glob("*/epoch*.pt"))]
 
 
+def _finals(folder: Path) -> list:
+    """The final checkpoints in a stash: trained runs whose evaluation has not been saved."""
+    return [p for p in sorted((folder / "checkpoints").glob("*.pt"))
+            if not p.name.endswith(PARTIAL)]
+
+
+def _run_of(final: Path, roots: list):
+    """The run a final checkpoint belongs to: the run whose learning-curve snapshots have
+    the same model and training settings (``None`` when no snapshot says)."""
+    ckpt = torch.load(final, map_location="cpu", weights_only=True)
+    for root in roots:
+        for run_dir in sorted(p for p in Path(root).glob("*") if p.is_dir()):
+            snap = next(iter(sorted(run_dir.glob("epoch*.pt"))), None)
+            if snap is None:
+                continue
+            other = torch.load(snap, map_location="cpu", weights_only=True)
+            if all(other.get(f) == ckpt.get(f) for f in ("kind", "config", "fit")):
+                return run_dir.name
+    return None
+
+
 def stash(out, cache=None) -> dict:
     """Copy the cache's partial checkpoints and ``out``'s unscored snapshots into
     ``<out>/resume/``; returns what was copied and dropped (lists of file names)."""
@@ -83,10 +107,17 @@ def stash(out, cache=None) -> dict:
             done["kept"].append(src.name)
     for dst in sorted((folder / "checkpoints").glob(f"*{PARTIAL}")):
         final = cache / "checkpoints" / (dst.name[:-len(PARTIAL)] + ".pt")
-        if final.is_file():          # the run has finished: its partial state is not needed
+        if final.is_file():          # trained: the final checkpoint replaces the partial one
+            _copy(final, folder / "checkpoints" / final.name)
+            done["copied"].append(final.name)
             dst.unlink()
             done["dropped"].append(dst.name)
     snapshots = cache / "snapshots" / out.resolve().name
+    for dst in _finals(folder):
+        run = _run_of(dst, [snapshots, folder / "snapshots"])
+        if run is not None and (out / "runs" / f"{run}.json").is_file():   # evaluated
+            dst.unlink()
+            done["dropped"].append(dst.name)
     for run, src in _snapshots(snapshots):
         dst = folder / "snapshots" / run / src.name
         if int(src.stem[len("epoch"):]) in _scored(out, run):
@@ -116,6 +147,13 @@ def unstash(out, cache=None) -> dict:
             continue
         _copy(src, dst)
         done["restored"].append(src.name)
+    for src in _finals(folder):
+        dst = cache / "checkpoints" / src.name
+        if dst.is_file():
+            done["kept"].append(src.name)
+            continue
+        _copy(src, dst)
+        done["restored"].append(src.name)
     snapshots = cache / "snapshots" / out.resolve().name
     for run, src in _snapshots(folder / "snapshots"):
         dst = snapshots / run / src.name
@@ -128,7 +166,7 @@ def unstash(out, cache=None) -> dict:
 
 
 def _write_manifest(folder: Path) -> None:
-    rows = [_describe(p) for p in sorted((folder / "checkpoints").glob(f"*{PARTIAL}"))]
+    rows = [_describe(p) for p in sorted((folder / "checkpoints").glob("*.pt"))]
     snaps = [f"{run}/{p.name}" for run, p in _snapshots(folder / "snapshots")]
     if not rows and not snaps:
         if folder.is_dir():
@@ -140,8 +178,9 @@ def _write_manifest(folder: Path) -> None:
              "Resumable state of runs still training, written by `python -m lvae_core "
              "reproduce --out <this folder's parent> --stash`. `--unstash` (which "
              "`scripts/full_runs.sh` runs first) copies it back into the checkpoint cache, "
-             "and the runs continue from these epochs.", "",
-             "| partial checkpoint | model | latent | epochs done | of | precision |",
+             "and the runs continue from these epochs (a run whose checkpoint is final, "
+             "`<key>.pt`, has finished training and goes straight to its evaluation).", "",
+             "| checkpoint | model | latent | epochs done | of | precision |",
              "|---|---|---|---|---|---|"]
     lines += [f"| `{r['file']}` | {r['kind']} | {'-'.join(map(str, r['latent']))} | "
               f"{r['epoch']} | {r['of']} | {r['precision']} |" for r in rows]

@@ -58,13 +58,34 @@ def test_a_stashed_run_resumes_elsewhere_to_the_same_history(mnist5k, tmp_path, 
     assert resumed["bound"] == pytest.approx(straight["bound"], rel=1e-5)
     assert snapshot_path(second / "snapshots" / "protocol" / "run", 3).is_file()
 
-    # the run has finished on the second machine, and epoch 1 is scored: both leave the stash
+    # the run has finished training on the second machine, and epoch 1 is scored: the
+    # final checkpoint replaces the partial one, and the scored snapshot leaves the stash
     (out / "runs").mkdir(parents=True)
     (out / "runs" / "run.curve.json").write_text(json.dumps({"points": [{"epoch": 1}]}))
+    final = stashed[0].name[:-len(".partial.pt")] + ".pt"
     done = resume.stash(out, cache=second)
     assert done["dropped"] == [stashed[0].name, "run/epoch00001.pt"]
-    assert done["copied"] == ["run/epoch00003.pt"]
-    assert "epoch00003.pt" in (out / "resume" / "MANIFEST.md").read_text()
+    assert done["copied"] == [final, "run/epoch00003.pt"]
+    manifest = (out / "resume" / "MANIFEST.md").read_text()
+    assert "epoch00003.pt" in manifest and f"| `{final}` | hvae | 4-2 | 4 | 4 |" in manifest
+
+    # the second machine is lost before the run's evaluation was saved: a third one gets
+    # the trained model from the stash and does not train again
+    third = tmp_path / "cache-c"
+    assert resume.unstash(out, cache=third)["restored"] == [final, "run/epoch00003.pt"]
+    monkeypatch.setattr("lvae_core.train._epochs", lambda *a: pytest.fail("trained again"))
+    model = lv.HierarchicalVAE(x_dim=784, **TINY)
+    again = lv.fit(model, data, lv.TrainConfig(epochs=4), checkpoint_every=2,
+                   cache=third / "checkpoints", progress=False)
+    assert again["bound"] == pytest.approx(straight["bound"], rel=1e-5)
+    # evaluated (its result is written): the final checkpoint leaves the stash, and with
+    # the last snapshot scored, the stash is empty and removed
+    assert resume.stash(out, cache=third)["dropped"] == []
+    (out / "runs" / "run.json").write_text("{}")
+    (out / "runs" / "run.curve.json").write_text(json.dumps({"points": [{"epoch": 1},
+                                                                        {"epoch": 3}]}))
+    assert resume.stash(out, cache=third)["dropped"] == [final, "run/epoch00003.pt"]
+    assert not (out / "resume").exists()
 
 
 def test_unstash_leaves_a_newer_cache_alone(mnist5k, tmp_path, monkeypatch):
