@@ -7,6 +7,13 @@
   mode is a config value that invalidates the Sphinx environment when it
   changes.
 
+* Results the chapters read: jupyter-cache keys a notebook on its code alone, so a
+  chapter that loads ``results/`` (a learning curve, a shipped model) would keep showing
+  the old outputs after those files change. Every build hashes ``results/`` (without the
+  ``resume/`` and ``logs/`` folders of runs in progress) and, when the hash differs from
+  the one the cache was built with, drops the cached outputs of the notebooks that mention
+  ``results/``, so that they run again.
+
 * Unique scripts: with Sphinx 7.4, an inline script registered after the
   builder is initialised (e.g. by sphinx-togglebutton at
   ``env-before-read-docs``) is emitted twice on every page, because the
@@ -39,6 +46,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from pathlib import Path
@@ -76,6 +84,41 @@ def _set_execution_cache(app: Sphinx, config: Config) -> None:
     base = Path(app.outdir).parent  # _build/
     name = ".jupyter_cache_fast" if fast_mode() else ".jupyter_cache"
     config.nb_execution_cache_path = str(base / name)
+
+
+RESULTS_UNREAD = {"resume", "logs"}   # state of runs in progress, never read by a chapter
+
+
+def _results_digest(root: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted((root / "results").rglob("*")):
+        rel = path.relative_to(root / "results")
+        if (not path.is_file() or RESULTS_UNREAD & set(rel.parts)
+                or any(part.startswith(".") for part in rel.parts)):
+            continue
+        digest.update(f"{rel.as_posix()}\0{path.stat().st_size}\0".encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _expire_results_readers(app: Sphinx, config: Config) -> None:
+    root = Path(app.srcdir)
+    cache_path = Path(config.nb_execution_cache_path)
+    stamp = cache_path / "results.sha256"
+    digest = _results_digest(root)
+    if stamp.is_file() and stamp.read_text().strip() == digest:
+        return
+    readers = {p.name for p in root.glob("book/*.ipynb")
+               if "results/" in p.read_text(encoding="utf-8")}
+    if (cache_path / "global.db").is_file() and readers:
+        from jupyter_cache import get_cache
+
+        cache = get_cache(cache_path)
+        for record in cache.list_cache_records():
+            if Path(record.uri).name in readers:
+                cache.remove_cache(record.pk)
+    cache_path.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(digest + "\n")
 
 
 def _check_vendor(app: Sphinx) -> None:
@@ -169,6 +212,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_config_value("lvae_appendix_letters", {"book/appendix_gaussians": "A"}, "env",
                          dict)
     app.connect("config-inited", _set_execution_cache, priority=100)
+    app.connect("config-inited", _expire_results_readers, priority=110)
     app.connect("env-get-updated", _letter_appendix_numbers, priority=900)
     app.connect("builder-inited", _check_vendor)
     # Run after every extension that adds per-page scripts (myst-nb: 500).
