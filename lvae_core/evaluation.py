@@ -24,14 +24,17 @@ def test_images(model, data, n_test: int | None = None) -> torch.Tensor:
 
 
 def evaluate(model, x: torch.Tensor, k: int, *, seed: int = 0, max_rows: int | None = None,
-             compiled=False, progress: bool = False) -> tuple[dict, torch.Tensor, torch.Tensor]:
+             compiled=False, progress: bool = False,
+             resume=None) -> tuple[dict, torch.Tensor, torch.Tensor]:
     """Evaluate ``model`` on the images ``x``: ``(summary, per-image L_k, per-image ELBO)``.
     The summary holds ``k``, ``n_test``, ``test_log_likelihood`` (the mean L_k),
     ``test_nll`` and its standard error ``test_nll_sem``, ``test_elbo``, ``active_units``,
-    ``kl_per_layer``, ``eval_seconds`` and ``eval_images_per_second`` (of the L_k estimate)."""
+    ``kl_per_layer``, ``eval_seconds`` and ``eval_images_per_second`` (of the L_k estimate).
+    ``resume``: a progress file for the L_k estimate (see ``log_likelihood``); the seconds
+    are those of this call."""
     t0 = time.perf_counter()
     ll, elbo = log_likelihood(model, x, k=k, max_rows=max_rows, seed=seed, progress=progress,
-                              return_elbo=True, compiled=compiled)
+                              return_elbo=True, compiled=compiled, resume=resume)
     seconds = time.perf_counter() - t0
     summary = dict(k=k, n_test=len(x), test_log_likelihood=ll.mean().item(),
                    test_nll=-ll.mean().item(), test_nll_sem=ll.std().item() / math.sqrt(len(ll)),

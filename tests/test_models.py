@@ -105,6 +105,46 @@ def test_elbo_and_iwae_bound_from_log_weights():
     assert (lv.iwae_bound(log_w) >= lv.elbo(log_w)).all()
 
 
+def test_an_interrupted_log_likelihood_continues_to_the_same_numbers(tmp_path, monkeypatch):
+    """``resume=``: stopped after some chunks, the estimate goes on from its file and returns
+    exactly what one uninterrupted call returns; a different model starts afresh."""
+    from lvae_core import bounds
+    model, x = lv.LadderVAE(**SMALL), _binary(b=9)
+    kw = dict(k=30, max_rows=40, seed=0, return_elbo=True)   # 9 chunks of one image
+    straight = lv.log_likelihood(model, x, **kw)
+    path = tmp_path / "progress.pt"
+    original, calls = bounds._log_weights, []
+
+    def stop_after_four(*args):
+        calls.append(1)
+        if len(calls) > 4:
+            raise KeyboardInterrupt
+        return original(*args)
+
+    monkeypatch.setattr(bounds, "_log_weights", stop_after_four)
+    with pytest.raises(KeyboardInterrupt):
+        lv.log_likelihood(model, x, resume=path, resume_every=0, **kw)
+    monkeypatch.setattr(bounds, "_log_weights", original)
+    saved = torch.load(path, weights_only=True)
+    assert saved["next"] == 4 and saved["ll"].shape == (4,)
+
+    again = lv.log_likelihood(model, x, resume=path, resume_every=0, **kw)
+    for a, b in zip(straight, again):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert not path.exists()                   # done: the progress file is gone
+
+    # progress of another model (or other images, k, seed) is not used
+    torch.save(saved, path)
+    other = lv.LadderVAE(**SMALL)
+    with torch.no_grad():
+        for p in other.parameters():
+            p.add_(0.01)
+    fresh = lv.log_likelihood(other, x, resume=path, **kw)[0]
+    torch.testing.assert_close(fresh, lv.log_likelihood(other, x, **kw)[0], rtol=0, atol=0)
+    with pytest.raises(ValueError, match="needs a seed"):
+        lv.log_likelihood(model, x, k=30, resume=path)
+
+
 def test_log_likelihood_in_eval_mode_without_graphs_and_restores_mode():
     model = lv.LadderVAE(**SMALL)
     model.train()

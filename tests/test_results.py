@@ -113,6 +113,8 @@ def test_run_writes_curves_per_image_values_and_paired_tables(tmp_path):
         assert [p["epoch"] for p in curve["points"]] == [1, 3]
         assert curve["n_images"] == 120 and curve["k"] == reproduce.CURVE_K
         assert (out / "models" / f"{name}.pt").is_file()
+        # the final estimate's progress file is gone once the estimate is saved
+        assert not list(reproduce.snapshot_dir(configs[name], out).glob("*.progress.pt"))
     # a hypothetical comparison between the two runs, to exercise the merged tables
     pairs = (("lvae-L1-bn-wu", "hvae-L1-bn-wu", "ladder against bottom-up, 1 layer"),)
     summary = reproduce.merge(out)
