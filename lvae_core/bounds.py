@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -126,12 +127,11 @@ class _Progress:
         self.saved_at = time.monotonic()
 
     def load(self) -> tuple[list, list, int]:
-        from pathlib import Path
         if self.path is None or not Path(self.path).is_file():
             return [], [], 0
-        try:
+        try:                  # not a model checkpoint, so not checkpoints.read
             state = torch.load(self.path, map_location="cpu", weights_only=True)
-        except Exception:            # a damaged file: start afresh, it is only progress
+        except Exception:     # a damaged file: start afresh, it is only progress
             return [], [], 0
         if state.get("meta") != self.meta:
             return [], [], 0
@@ -148,16 +148,15 @@ class _Progress:
     def save(self, lls, elbos, next_start) -> None:
         if self.path is None or time.monotonic() - self.saved_at < self.every:
             return
-        from .runtime import atomic_write
+        from .checkpoints import save
         cuda = torch.device(self.device).type == "cuda"
         state = dict(meta=self.meta, next=next_start, ll=torch.cat(lls).cpu(),
                      elbo=torch.cat(elbos).cpu(),
                      rng_cpu=torch.get_rng_state(),
                      rng_cuda=torch.cuda.get_rng_state(self.device) if cuda else None)
-        atomic_write(self.path, lambda tmp: torch.save(state, tmp))
+        save(state, self.path)
         self.saved_at = time.monotonic()
 
     def done(self) -> None:
-        from pathlib import Path
         if self.path is not None:
             Path(self.path).unlink(missing_ok=True)
