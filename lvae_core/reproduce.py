@@ -378,10 +378,13 @@ def markdown(summary: dict, out=None) -> str:
     """The results as a markdown table, with the protocol note."""
     rows = summary["rows"]
     lines = [f"# Reproduction results ({', '.join(summary['data'])})", ""]
-    if summary["shortened"]:
+    short = [r["name"] for r in rows if r["shortened"]]
+    if short:
+        which = ("These numbers come from" if len(short) == len(rows) else
+                 f"The rows {', '.join(short)} (fewer epochs than the published number in "
+                 "brackets) come from")
         lines += [
-            "**Shortened protocol.** These numbers come from a shortened protocol (far "
-            "fewer epochs "
+            f"**Shortened protocol.** {which} a shortened protocol (far fewer epochs "
             "than published, possibly a subset of the data and of the test set, and fewer "
             "importance samples); they are not comparable with the published numbers, which are "
             "shown only for scale. Full protocols, one command each (a GPU):", "",

@@ -96,6 +96,16 @@ def test_tiny_run_resumes_and_merges(tmp_path, monkeypatch, capsys):
     md = (out / "results.md").read_text()
     assert "| lvae-L2-bn-wu | digits |" in md and "| vae-L1-k1 | digits |" in md
     assert "Shortened protocol" in md and "--data mnist --grid lvae" in md
+    assert "These numbers come from a shortened protocol" in md   # every row is shortened
+
+    # a table mixing full-length and shortened runs names the shortened ones
+    rows = [dict(summary["rows"][0], name="full-run", shortened=False),
+            dict(summary["rows"][1], name="short-run", shortened=True)]
+    md = reproduce.markdown(dict(summary, rows=rows))
+    assert "The rows short-run (fewer epochs" in md and "full-run," not in md.split("|")[0]
+    assert "These numbers come from" not in md
+    md = reproduce.markdown(dict(summary, rows=rows[:1], shortened=False))
+    assert "Shortened protocol" not in md
 
 
 def test_merge_needs_results(tmp_path):
