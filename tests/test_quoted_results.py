@@ -151,6 +151,8 @@ QUOTES = [
     ("07", "ch07-protocol-how-far", lambda: f"is at {nll(H1, 100):.1f} after a hundred "
      f"epochs and {nll(H1, 300):.1f} after three hundred, "
      f"{-paired(H5, H1, 300)['delta_nll']:.1f} nats behind the five-layer hierarchy"),
+    ("07", "ch07-protocol-how-far", lambda: f"and {nll(H1, 1000):.1f} after a thousand, "
+     f"still {-paired(H5, H1, 1000)['delta_nll']:.1f} behind"),
     ("07", "ch07-protocol-how-far", lambda: f"{nll(VAE, 1):.1f} nats after one epoch, "
      f"{nll(VAE, 10):.1f} after ten and {nll(VAE, 100):.1f} after a hundred, when the "
      f"IWAEs with $k$ = 5 and 50 are at {nll(K5, 100):.1f} and {nll(K50, 100):.1f}"),
