@@ -3,9 +3,10 @@
 * ``lvae_grid()`` (Sønderby et al., 2016): a hierarchical VAE with bottom-up inference
   (``hvae``) and a Ladder VAE (``lvae``) with 1 to 5 stochastic layers, the paper's widths
   512-256-128-64-32 / 64-32-16-8-4 truncated to L layers, leaky ReLU, each with batch norm
-  and KL warm-up (``-bn-wu``) and without either (``-plain``); Adam, lr 2e-4, batch 256,
-  2000 epochs, warm-up over the first 200 (10 %) epochs. Names: ``lvae-L5-bn-wu``,
-  ``hvae-L2-plain``, ...
+  and KL warm-up (``-bn-wu``) and without either (``-plain``), and the hierarchy with batch
+  norm alone (``hvae-L*-bn``: the paper's "VAE+BN", the third model of its main figure);
+  Adam, lr 2e-4, batch 256, 2000 epochs, warm-up over the first 200 (10 %) epochs. Names:
+  ``lvae-L5-bn-wu``, ``hvae-L2-plain``, ``hvae-L3-bn``, ...
 * ``iwae_grid()`` (Burda et al., 2016, section 5): tanh MLPs, 1 layer (200-200, 50 latent)
   or 2 layers (200-200 to 100, 100-100 to 50), no batch norm, decoder output bias at the
   logit of the training mean, batch 20, 3280 epochs with lr 1e-3, Adam's epsilon 1e-4 and
@@ -89,16 +90,44 @@ class Config:
                            self.batch_norm, self.activation)
 
 
+#: The variants of the LVAE grid: suffix -> (batch norm, KL warm-up, kinds).
+LVAE_VARIANTS = {"plain": (False, False, ("hvae", "lvae")),
+                 "bn-wu": (True, True, ("hvae", "lvae")),
+                 "bn": (True, False, ("hvae",))}
+
+
 def lvae_grid(layers=range(1, 6)) -> list[Config]:
-    """Sønderby et al.'s grid: {hvae, lvae} x L layers x {plain, bn-wu}."""
+    """Sønderby et al.'s grid: {hvae, lvae} x L layers x {plain, bn-wu}, and hvae with batch
+    norm alone (``-bn``), so that the paper's main figure (VAE, VAE+BN, VAE+BN+WU,
+    LVAE+BN+WU against depth) is in it."""
     configs = []
     for n in layers:
         for kind in ("hvae", "lvae"):
-            for bn_wu in (False, True):
-                name = f"{kind}-L{n}-{'bn-wu' if bn_wu else 'plain'}"
-                configs.append(Config(name, "lvae", kind, LVAE_HIDDEN[:n], LVAE_LATENT[:n],
-                                      "leaky_relu", bn_wu, bn_wu, 1, PROTOCOLS["lvae"]))
+            for suffix, (bn, wu, kinds) in LVAE_VARIANTS.items():
+                if kind in kinds:
+                    configs.append(Config(f"{kind}-L{n}-{suffix}", "lvae", kind,
+                                          LVAE_HIDDEN[:n], LVAE_LATENT[:n], "leaky_relu", bn,
+                                          wu, 1, PROTOCOLS["lvae"]))
     return configs
+
+
+#: The Ladder VAE paper's main figure (Sønderby et al. 2016): log-likelihood against the
+#: number of stochastic layers for these four models. At one layer the ladder is the
+#: hierarchy (``lvae-L1-bn-wu`` is the same model as ``hvae-L1-bn-wu``).
+DEPTH_FIGURE = {"VAE": "hvae-L{n}-plain", "VAE+BN": "hvae-L{n}-bn",
+                "VAE+BN+WU": "hvae-L{n}-bn-wu", "LVAE+BN+WU": "lvae-L{n}-bn-wu"}
+
+
+def depth_figure_names(layers=range(1, 6)) -> list[str]:
+    """The distinct runs of the main figure (19 for 1 to 5 layers), shallow models first."""
+    names = []
+    for n in layers:
+        for pattern in DEPTH_FIGURE.values():
+            name = pattern.format(n=n)
+            if n == 1 and name.startswith("lvae"):
+                continue
+            names.append(name)
+    return names
 
 
 def iwae_grid(layers=(1, 2), ks=IWAE_KS) -> list[Config]:

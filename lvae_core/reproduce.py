@@ -50,6 +50,16 @@ from .runtime import atomic_write
 CURVE_EPOCHS = (1, 3, 10, 30, 100, 300, 1000, 2000, 3280)
 #: The learning curve's test images (the first of the test set binarized once) and samples.
 CURVE_IMAGES, CURVE_K = 2000, 1000
+#: The training images on which a stopped run's train log-likelihood is estimated: the first
+#: ``CURVE_IMAGES`` training images, binarized once with this seed.
+TRAIN_IMAGES_SEED = 1
+
+
+def train_images(data) -> torch.Tensor:
+    """The fixed training subset of ``train_nll``: the first ``CURVE_IMAGES`` training images
+    binarized once with ``TRAIN_IMAGES_SEED`` (the same on every call and machine)."""
+    from .data import binarize
+    return binarize(data.train_x[:CURVE_IMAGES], seed=TRAIN_IMAGES_SEED)
 
 
 def build(config: Config, x_dim: int):
@@ -200,11 +210,13 @@ def save_pca(model, data, path, n_images: int = CURVE_IMAGES, seed: int = 0) -> 
 
 
 def evaluate_curve(config: Config, data, out, *, seed=0, device=None, progress=True,
-                   compiled=False) -> list:
+                   compiled=False, train_epochs=()) -> list:
     """Evaluate every saved snapshot of ``config``'s run not yet in ``<name>.curve.json``:
     per epoch, L_k with k = ``CURVE_K`` and the ELBO on the first ``CURVE_IMAGES`` test
-    images (the same images for every run and epoch), active units and KL per layer.
-    Works while the run is still training; returns the points, sorted by epoch."""
+    images (the same images for every run and epoch), active units and KL per layer; at the
+    ``train_epochs`` also ``train_nll`` on ``train_images(data)`` (per image in
+    ``<name>.curve_train.npz``). Works while the run is still training; returns the points,
+    sorted by epoch."""
     from .evaluation import evaluate
     path = Path(out) / "runs" / f"{config.name}.curve.json"
     points = json.loads(path.read_text())["points"] if path.is_file() else []
@@ -218,8 +230,13 @@ def evaluate_curve(config: Config, data, out, *, seed=0, device=None, progress=T
     for snap in sorted(snapshot_dir(config, out).glob("epoch*.pt")):
         epoch = int(snap.stem[len("epoch"):])
         if epoch in done:
-            _recount_units(next(p for p in points if p["epoch"] == epoch), snap, x, seed,
-                           device) and save()
+            point = next(p for p in points if p["epoch"] == epoch)
+            changed = _recount_units(point, snap, x, seed, device)
+            if epoch in train_epochs and "train_nll" not in point:
+                _add_train_nll(point, path, snap, data, seed, device, compiled, progress)
+                changed = True
+            if changed:
+                save()
             continue
         model, history = ckpt.load_checkpoint(snap, device)
         ev, ll, _ = evaluate(model, x, CURVE_K, seed=seed, compiled=compiled, progress=progress)
@@ -228,8 +245,71 @@ def evaluate_curve(config: Config, data, out, *, seed=0, device=None, progress=T
             "kl_per_layer")}, train_bound=history["bound"][-1],
             train_seconds=sum(history["seconds"])))
         _save_curve_images(path.with_suffix(".npz"), epoch, ll)
+        if epoch in train_epochs:
+            _add_train_nll(points[-1], path, snap, data, seed, device, compiled, progress)
         save()
     return points
+
+
+def _add_train_nll(point: dict, path: Path, snap: Path, data, seed, device, compiled,
+                   progress) -> None:
+    """Score a snapshot on the fixed training subset: ``train_nll`` (k = ``CURVE_K``) and its
+    standard error in ``point``, per image in ``<name>.curve_train.npz``."""
+    from .evaluation import evaluate
+    model, _ = ckpt.load_checkpoint(snap, device)
+    ev, ll, _ = evaluate(model, train_images(data), CURVE_K, seed=seed, compiled=compiled,
+                         progress=progress)
+    point.update(train_nll=ev["test_nll"], train_nll_sem=ev["test_nll_sem"],
+                 train_elbo=ev["test_elbo"])
+    _save_curve_images(path.with_name(path.name.replace(".curve.json", ".curve_train.npz")),
+                       point["epoch"], ll)
+
+
+def run_until(config: Config, data, out, until: int, *, seed=0, device=None,
+              checkpoint_every=5, progress=True, compiled=False, precision="fp32") -> dict:
+    """Train ``config``'s published protocol only up to epoch ``until`` (a resumable stop:
+    ``fit(..., stop_after=until)``), then score its learning-curve snapshots, with the
+    train log-likelihood at ``until``. The model after ``until`` epochs of the full protocol
+    is the same as that of an uninterrupted run, so the same command without ``--until``
+    later continues it to the published length. Returns the curve point at ``until``; a run
+    that diverges is recorded in ``<out>/runs/<name>.events.json`` (the divergence guard
+    restores the last good parameters) and its snapshots so far are still scored."""
+    from .train import TrainingDivergedError, fit
+    model = build(config, data.x_dim)
+    tc = schedule(config, seed=seed, compiled=compiled, precision=precision)
+    if not 0 < until <= tc.epochs:
+        raise ValueError(f"--until must be between 1 and the protocol's {tc.epochs} epochs, "
+                         f"got {until}")
+    epochs = tuple(sorted(set(curve_epochs(tc.epochs)) | {until}))
+    try:
+        fit(model, data, tc, device=device, progress=progress, stop_after=until,
+            checkpoint_every=checkpoint_every or 5, snapshot_epochs=epochs,
+            snapshot_dir=snapshot_dir(config, out))
+    except TrainingDivergedError as error:
+        _record_event(out, config.name, dict(event="diverged", message=str(error),
+                                             until=until, precision=precision))
+    points = evaluate_curve(config, data, out, seed=seed, device=device, progress=progress,
+                            compiled=compiled, train_epochs=(until,))
+    return next((p for p in points if p["epoch"] == until), {})
+
+
+def _record_event(out, name: str, event: dict) -> None:
+    path = Path(out) / "runs" / f"{name}.events.json"
+    events = json.loads(path.read_text()) if path.is_file() else []
+    write_json(events + [event], path)
+
+
+def reached(out, name: str, until: int) -> bool:
+    """Whether a run stopped at ``until`` has been scored there (train NLL included), or has
+    diverged before it."""
+    runs = Path(out) / "runs"
+    curve = runs / f"{name}.curve.json"
+    if (runs / f"{name}.events.json").is_file():
+        return True
+    if not curve.is_file():
+        return False
+    return any(p["epoch"] == until and "train_nll" in p
+               for p in json.loads(curve.read_text())["points"])
 
 
 def _recount_units(point: dict, snap: Path, x, seed: int, device) -> bool:
@@ -272,10 +352,18 @@ def load_curve_images(out, name: str) -> dict:
         return {int(key[len("epoch"):]): f[key] for key in f.files}
 
 
-def run(configs: list[Config], data, out, *, force=False, progress=True, **options) -> list[dict]:
+def run(configs: list[Config], data, out, *, force=False, progress=True, until=None,
+        **options) -> list[dict]:
     """Run every configuration whose ``runs/<name>.json`` is missing (all with ``force``);
-    return the results of all of them (loaded or new). ``options``: of ``run_config``."""
+    return the results of all of them (loaded or new). ``options``: of ``run_config``.
+    With ``until``: train each only up to that epoch of its protocol (``run_until``), and
+    skip those already scored there."""
     out = Path(out)
+    if until:
+        keep = ("seed", "device", "checkpoint_every", "compiled", "precision")
+        return [run_until(c, data, out, until, progress=progress,
+                          **{k: v for k, v in options.items() if k in keep})
+                for c in configs if force or not reached(out, c.name, until)]
     results = []
     bar = configs
     if progress:
@@ -448,6 +536,10 @@ def add_arguments(parser) -> None:
                         help="comma-separated names or glob patterns, e.g. 'lvae-L5-*,iwae-L1-k50'")
     parser.add_argument("--epochs", type=int, default=None, help="train every configuration "
                                                                  "this many epochs")
+    parser.add_argument("--until", type=int, default=None, metavar="EPOCH",
+                        help="train the published protocol only up to this epoch (resumable; "
+                             "the same command without --until continues it) and score it on "
+                             "the learning curve's test images and a fixed training subset")
     parser.add_argument("--epochs-scale", type=float, default=1.0,
                         help="train this share of the published epochs (e.g. 0.01)")
     parser.add_argument("--eval-k", type=int, default=5000)
@@ -538,11 +630,15 @@ def main(args) -> int:
                 print(f"{c.name}: shipped its newest snapshot to {args.out}/models/")
         print(markdown(merge(args.out), args.out))
         return 0
+    if args.until and (args.epochs or args.epochs_scale != 1.0):
+        raise ValueError("--until trains the published protocol up to an epoch; it does not "
+                         "combine with --epochs or --epochs-scale")
     _record_command(Path(args.out))
     run(configs, data, args.out, force=args.force, progress=not args.no_progress,
         epochs=args.epochs, epochs_scale=args.epochs_scale, eval_k=args.eval_k, seed=args.seed,
         device=args.device, checkpoint_every=args.checkpoint_every, compiled=args.compile,
-        ship_model=args.ship_models, precision=args.precision, curves=not args.no_curves)
+        ship_model=args.ship_models, precision=args.precision, curves=not args.no_curves,
+        until=args.until)
     summary = merge(args.out)
     print(markdown(summary))
     return 0

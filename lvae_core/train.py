@@ -72,7 +72,7 @@ def snapshot_path(folder, epoch: int) -> Path:
 
 def fit(model: LatentVariableModel, data, config: TrainConfig, *, device=None, cache=True,
         progress: bool = True, checkpoint_every: int = 0, snapshot_epochs=(),
-        snapshot_dir=None) -> dict:
+        snapshot_dir=None, stop_after: int | None = None) -> dict:
     """Train ``model`` in place as ``config`` (a ``TrainConfig``) says; return its history.
 
     ``data``: a ``Dataset`` (its ``train_x`` is used; ``test_binary`` for ``test_every``) or a
@@ -85,7 +85,10 @@ def fit(model: LatentVariableModel, data, config: TrainConfig, *, device=None, c
     started again with the same settings continues from it with the same random numbers.
     ``snapshot_epochs``: after each of these epochs, save the model (loadable with
     ``load_checkpoint``) to ``snapshot_path(snapshot_dir, epoch)``, for learning curves.
-    Neither changes the training, so neither is in the cache key.
+    ``stop_after``: train only up to this epoch of ``config.epochs`` and keep a resumable
+    checkpoint there (needs ``cache`` and ``checkpoint_every``): the model is then the one
+    the full run has after ``stop_after`` epochs, and the same call without ``stop_after``
+    continues it to the end. None of these changes the training, so none is in the cache key.
 
     The history holds per epoch: ``bound`` (the training objective at beta = 1: the ELBO or
     L_k, nats per example), ``kl`` (per layer), ``kl_units`` (per layer and unit), ``beta``,
@@ -96,6 +99,9 @@ def fit(model: LatentVariableModel, data, config: TrainConfig, *, device=None, c
                         f"lv.TrainConfig(epochs=10); got {type(config).__name__}")
     if snapshot_epochs and snapshot_dir is None:
         raise ValueError("snapshot_epochs needs a snapshot_dir to save the models in")
+    if stop_after is not None and (int(stop_after) < 1 or not cache or not checkpoint_every):
+        raise ValueError(f"stop_after={stop_after!r} needs a positive epoch, cache=True and "
+                         "checkpoint_every > 0 (the run stops at a resumable checkpoint)")
     dataset = data if isinstance(data, Dataset) else None
     if config.test_every and dataset is None:
         raise ValueError("test_every needs a Dataset (with a test set) as data")
@@ -113,7 +119,8 @@ def fit(model: LatentVariableModel, data, config: TrainConfig, *, device=None, c
             return done["history"]
     run = _Run(model, config, source["fit"], device, dataset, folder, key,
                int(checkpoint_every or 0), snapshot_dir,
-               tuple(int(e) for e in snapshot_epochs), progress, int(train_x.shape[0]))
+               tuple(int(e) for e in snapshot_epochs), progress, int(train_x.shape[0]),
+               min(int(stop_after or config.epochs), config.epochs))
     with seeded(config.seed, device):
         if config.reset:
             _reset_parameters(model)
@@ -156,6 +163,7 @@ class _Run:
     snapshot_epochs: tuple
     progress: bool
     n_train: int = 0
+    end_epoch: int = 0              # the last epoch this call trains (stop_after)
     history: dict = field(default_factory=lambda: dict(
         epoch=[], bound=[], kl=[], kl_units=[], beta=[], lr=[], seconds=[], test_epoch=[],
         test_bound=[]))
@@ -189,7 +197,7 @@ def _train(run: _Run, train_x: torch.Tensor) -> dict:
         for hook in hooks:
             hook.remove()
     model.eval()
-    if run.folder is not None:
+    if run.folder is not None and run.end_epoch == config.epochs:
         ckpt.save(run.state(config.epochs), run.path(".pt"))
         partial_path = run.path(".partial.pt")
         if partial_path.exists():
@@ -208,8 +216,8 @@ def _epochs(run: "_Run", step, optimizer, x_all, generator) -> None:
     """The epochs from ``run.start_epoch`` on: train, record, check, save."""
     model, config = run.model, run.config
     last_good = copy.deepcopy(model.state_dict())
-    epochs = range(run.start_epoch, config.epochs)
-    bar = _progress_bar(model, run.start_epoch, config.epochs) if run.progress else None
+    epochs = range(run.start_epoch, run.end_epoch)
+    bar = _progress_bar(model, run.start_epoch, run.end_epoch) if run.progress else None
     model.train()
     for epoch in epochs:
         t0 = time.perf_counter()
@@ -375,7 +383,8 @@ def _save_progress(run: "_Run", done: int, optimizer, generator) -> None:
     """After ``done`` epochs: the learning-curve snapshot and the partial checkpoint, if due."""
     if run.snapshot_dir is not None and done in run.snapshot_epochs:
         ckpt.save(run.state(done), snapshot_path(run.snapshot_dir, done))
-    if run.folder is not None and run.checkpoint_every and done % run.checkpoint_every == 0 \
+    due = done % run.checkpoint_every == 0 if run.checkpoint_every else False
+    if run.folder is not None and run.checkpoint_every and (due or done == run.end_epoch) \
             and done < run.config.epochs:
         ckpt.save_partial(run.path(".partial.pt"), run.model, run.history, done, run.settings,
                           optimizer, generator, run.device)

@@ -9,7 +9,7 @@ from lvae_core.cli import main as cli_main
 
 def test_names_are_stable_and_unique():
     names = [c.name for c in reproduce.list_configs("all")]
-    assert len(names) == len(set(names)) == 20 + 12
+    assert len(names) == len(set(names)) == 25 + 12
     for name in ("lvae-L5-bn-wu", "hvae-L2-plain", "hvae-L1-bn-wu", "iwae-L1-k50", "vae-L2-k1",
                  "iwae-L2-k5"):
         assert name in names
@@ -45,6 +45,7 @@ def test_only_filters_by_name_or_glob():
     assert {c.name for c in reproduce.list_configs("lvae", "lvae-L5-*")} == \
         {"lvae-L5-plain", "lvae-L5-bn-wu"}
     assert reproduce.list_configs("iwae", "lvae-*") == []
+    assert {c.name for c in reproduce.list_configs("lvae", "*-L2-bn")} == {"hvae-L2-bn"}
     with pytest.raises(ValueError, match="unknown grid"):
         reproduce.list_configs("nope")
 

@@ -103,3 +103,29 @@ def test_unstash_leaves_a_newer_cache_alone(mnist5k, tmp_path, monkeypatch):
     # and the newer cache entry replaces the stashed one at the next stash
     assert resume.stash(out, cache=cache)["copied"] == [partial.name]
     assert "| 3 | 4 |" in (out / "resume" / "MANIFEST.md").read_text()
+
+
+def test_a_run_stopped_at_an_epoch_continues_to_the_uninterrupted_run(mnist5k, tmp_path):
+    """fit(..., stop_after=3) leaves the model of epoch 3 and a partial checkpoint there (no
+    final checkpoint); the same call without stop_after then ends where a run never stopped
+    ends: the same history and the same parameters."""
+    data = mnist5k.subset(n_train=256)
+    config = lv.TrainConfig(epochs=5, warmup_epochs=2)
+    torch.manual_seed(0)
+    straight_model = lv.HierarchicalVAE(x_dim=784, **TINY)
+    straight = lv.fit(straight_model, data, config, cache=False, progress=False)
+    cache = tmp_path / "checkpoints"
+    torch.manual_seed(0)
+    model = lv.HierarchicalVAE(x_dim=784, **TINY)
+    stopped = lv.fit(model, data, config, cache=cache, progress=False, checkpoint_every=2,
+                     stop_after=3)
+    assert stopped["epoch"] == [1, 2, 3] and stopped["bound"] == straight["bound"][:3]
+    assert [p.name.endswith(".partial.pt") for p in cache.iterdir()] == [True]
+    torch.manual_seed(0)
+    model = lv.HierarchicalVAE(x_dim=784, **TINY)
+    resumed = lv.fit(model, data, config, cache=cache, progress=False, checkpoint_every=2)
+    assert resumed["bound"] == straight["bound"]
+    for a, b in zip(model.state_dict().values(), straight_model.state_dict().values()):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="stop_after"):
+        lv.fit(model, data, config, cache=False, progress=False, stop_after=3)

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The Ladder VAE paper's main figure on Fashion-MNIST (results/fashion-mnist-depth): test and
+# train log-likelihood against the number of stochastic layers (1 to 5) for the VAE, VAE+BN,
+# VAE+BN+WU and LVAE+BN+WU, each trained with the LVAE protocol (2000 epochs, warm-up over
+# the first 200, constant learning rate) but stopped after UNTIL epochs (default 300). The
+# model after 300 epochs is the one the full protocol has then, so the three runs of the
+# figure already trained to 2000 epochs (results/fashion-mnist-protocol) give its points
+# at 300 from their learning curves, and UNTIL=2000 continues every run to the published
+# length.
+#
+#   bash scripts/depth_runs.sh            # two lanes in the background, one thread each
+#   LANES=1 bash scripts/depth_runs.sh    # one lane only (the other core stays free)
+#   bash scripts/depth_runs.sh --stash    # copy the resumable state into $OUT/resume/
+#
+# Every run keeps a resumable checkpoint every 5 epochs in the checkpoint cache and is
+# skipped once it has been scored at UNTIL (k = 1000 on the learning curve's 2,000 test
+# images and on the first 2,000 training images binarized once); run the script again to
+# continue. A run that diverges is recorded in $OUT/runs/<name>.events.json. Logs: $LOGS/.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+OUT=results/fashion-mnist-depth
+UNTIL=${UNTIL:-300}
+PRECISION=${LVAE_PRECISION:-bf16}
+LOGS=${LOGS:-$OUT/logs}
+PY="$PWD/.venv/bin/python"
+
+if [[ "${1:-}" == "--stash" ]]; then
+  exec "$PY" -m lvae_core reproduce --out "$OUT" --stash
+fi
+
+# Shallow and deep ends of each claim first, then the middle depths.
+LANE1=hvae-L1-plain,hvae-L5-plain,hvae-L3-plain,hvae-L3-bn-wu,lvae-L3-bn-wu,hvae-L2-plain,hvae-L2-bn-wu,lvae-L2-bn-wu
+LANE2=hvae-L1-bn,hvae-L5-bn,hvae-L3-bn,hvae-L4-plain,hvae-L4-bn-wu,lvae-L4-bn-wu,hvae-L2-bn,hvae-L4-bn
+
+lane() {  # lane NAMES: the runs one after another, at one thread, at the lowest priority
+  local names=$1
+  for name in ${names//,/ }; do
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE TORCHINDUCTOR_COMPILE_THREADS=1 \
+      nice -n 19 "$PY" -m lvae_core reproduce --data fashion-mnist --grid lvae --only "$name" \
+      --until "$UNTIL" --precision "$PRECISION" --checkpoint-every 5 --compile --no-progress \
+      --out "$OUT"
+  done
+}
+
+"$PY" -m lvae_core reproduce --out "$OUT" --unstash
+mkdir -p "$LOGS"
+for l in ${LANES:-1 2}; do
+  case $l in
+    1) lane "$LANE1" > "$LOGS/lane-1.log" 2>&1 & ;;
+    2) lane "$LANE2" > "$LOGS/lane-2.log" 2>&1 & ;;
+    *) echo "unknown lane $l (1 or 2)" >&2; exit 2 ;;
+  esac
+done
+echo "started lanes ${LANES:-1 2} (PIDs $(jobs -p | tr '\n' ' ')); logs in $LOGS/"
