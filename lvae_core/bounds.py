@@ -17,7 +17,7 @@ from torch import nn
 
 from .checks import check_k
 from .compiling import compiled_for
-from .runtime import device_of, seeded
+from .runtime import cpu_share, device_of, seeded
 
 
 def elbo(log_w: torch.Tensor) -> torch.Tensor:
@@ -91,9 +91,11 @@ def log_likelihood(model, x, k: int = 5000, *, max_rows: int | None = None, seed
         from tqdm.auto import tqdm
         starts = tqdm(starts, desc=f"log p(x), k={k}", unit="chunk",
                       initial=first // b_chunk, total=-(-x.shape[0] // b_chunk))
-    with _eval_mode(model), seeded(seed, device):
+    with _eval_mode(model), seeded(seed, device), cpu_share(device) as share:
         progress_file.restore_stream()
         for start in starts:
+            if share is not None:
+                share.adjust()
             xb = x[start:start + b_chunk].to(device, non_blocking=True)
             lse, total = [], 0.0
             for k0 in range(0, k, k_chunk):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -64,3 +65,86 @@ def atomic_write(path, write: Callable[[Path], None]) -> Path:
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+#: ``LVAE_THREADS=auto``: training and long estimates on a CPU use as many threads as there are
+#: cores that other processes leave idle (at most PyTorch's own count), checked as they go.
+THREADS_ENV = "LVAE_THREADS"
+
+
+class CpuShare:
+    """PyTorch's intra-op thread count, kept to the cores other processes leave idle.
+
+    PyTorch's worker threads wait for each other at the end of every parallel operation,
+    spinning for a while before they sleep. When another program keeps the cores busy, one of
+    them is often descheduled while the others spin, and the work runs several times slower
+    than its fair share of the CPU (``benchmarks/bench_contention.py``). ``adjust()`` reads
+    the CPU time the whole machine and this process used since the last call
+    (``/proc/stat``, Linux only) and sets ``torch.set_num_threads`` to the cores left over,
+    between 1 and the count at the start; ``restore()`` puts that count back."""
+
+    def __init__(self):
+        self.initial = torch.get_num_threads()
+        self.cpus = os.cpu_count() or 1
+        self.last = self._read()
+
+    @staticmethod
+    def _read():
+        try:
+            with open("/proc/stat") as f:
+                ticks = [int(v) for v in f.readline().split()[1:9]]
+        except (OSError, ValueError):
+            return None
+        return sum(ticks), ticks[3] + ticks[4], time.monotonic(), time.process_time()
+
+    def adjust(self) -> int:
+        now = self._read()
+        if now is None or self.last is None:
+            return torch.get_num_threads()
+        (total, idle, wall, own), (total0, idle0, wall0, own0) = now, self.last
+        if wall - wall0 < 0.05:
+            return torch.get_num_threads()
+        self.last = now
+        tick = os.sysconf("SC_CLK_TCK")
+        others = ((total - total0) - (idle - idle0)) / tick - (own - own0)   # CPU seconds
+        free = self.cpus - max(0.0, others) / (wall - wall0)
+        threads = max(1, min(self.initial, int(free + 0.25)))
+        if threads != torch.get_num_threads():
+            torch.set_num_threads(threads)
+        return threads
+
+    def restore(self) -> None:
+        if torch.get_num_threads() != self.initial:
+            torch.set_num_threads(self.initial)
+
+
+_SHARE: CpuShare | None = None     # one per process: its last reading spans calls
+_DEPTH = 0
+
+
+@contextlib.contextmanager
+def cpu_share(device="cpu"):
+    """With ``LVAE_THREADS=auto`` and ``device`` the CPU: the process's ``CpuShare``, adjusted
+    on entry (call its ``adjust()`` as the work goes on), and PyTorch's thread count put back
+    when the outermost such block ends. Otherwise None, and nothing changes.
+
+    The thread count changes the order of floating-point sums, so a model trained while
+    other programs were busy differs in its last digits from one trained on a quiet machine;
+    without ``LVAE_THREADS=auto`` a machine repeats its numbers exactly."""
+    global _SHARE, _DEPTH
+    if os.environ.get(THREADS_ENV, "").lower() != "auto" or torch.device(device).type != "cpu":
+        yield None
+        return
+    if _SHARE is None:
+        _SHARE = CpuShare()
+        time.sleep(0.05)     # a first reading of what the other processes use
+    if _DEPTH == 0:
+        _SHARE.initial = max(_SHARE.initial, torch.get_num_threads())
+    _DEPTH += 1
+    _SHARE.adjust()
+    try:
+        yield _SHARE
+    finally:
+        _DEPTH -= 1
+        if _DEPTH == 0:
+            _SHARE.restore()

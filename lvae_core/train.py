@@ -34,7 +34,7 @@ from .compiling import compile_function, resolve_mode
 from .configs import TrainConfig
 from .data import Dataset, binarize, cache_dir
 from .models import LatentVariableModel
-from .runtime import choose_device, seeded
+from .runtime import choose_device, cpu_share, seeded
 
 # re-exported: the public names of checkpoint files
 load_checkpoint, save_checkpoint = ckpt.load_checkpoint, ckpt.save_checkpoint
@@ -121,7 +121,8 @@ def fit(model: LatentVariableModel, data, config: TrainConfig, *, device=None, c
                int(checkpoint_every or 0), snapshot_dir,
                tuple(int(e) for e in snapshot_epochs), progress, int(train_x.shape[0]),
                min(int(stop_after or config.epochs), config.epochs))
-    with seeded(config.seed, device):
+    with seeded(config.seed, device), cpu_share(device) as share:
+        run.share = share
         if config.reset:
             _reset_parameters(model)
         return _train(run, train_x)
@@ -164,6 +165,7 @@ class _Run:
     progress: bool
     n_train: int = 0
     end_epoch: int = 0              # the last epoch this call trains (stop_after)
+    share: object = None            # runtime.CpuShare with LVAE_THREADS=auto
     history: dict = field(default_factory=lambda: dict(
         epoch=[], bound=[], kl=[], kl_units=[], beta=[], lr=[], seconds=[], test_epoch=[],
         test_bound=[]))
@@ -220,6 +222,8 @@ def _epochs(run: "_Run", step, optimizer, x_all, generator) -> None:
     bar = _progress_bar(model, run.start_epoch, run.end_epoch) if run.progress else None
     model.train()
     for epoch in epochs:
+        if run.share is not None:
+            run.share.adjust()
         t0 = time.perf_counter()
         lr = config.lr * LR_SCHEDULES[config.lr_schedule](epoch, config.epochs)
         for group in optimizer.param_groups:

@@ -30,6 +30,10 @@ fi
 export JUPYTER_PREFER_ENV_PATH=1
 export PATH="$PWD/.venv/bin:$PATH"
 # LVAE_FAST is passed through to the notebook kernels unchanged.
+# Training and long estimates use the cores other programs leave idle (lvae_core.runtime.CpuShare):
+# PyTorch's threads spin while they wait for each other, and on a busy machine that costs
+# several times the fair share (benchmarks/bench_contention.py).
+export LVAE_THREADS="${LVAE_THREADS:-auto}"
 if [[ "${LVAE_FAST:-0}" == "1" ]]; then MODE="fast (LVAE_FAST=1)"; else MODE="full"; fi
 echo "[build] building the book in $MODE mode"
 
@@ -40,8 +44,17 @@ echo "[build] building the book in $MODE mode"
 rm -rf _build/.doctrees _build/html
 
 START=$(date +%s)
-jupyter-book build -W -n --keep-going .
+mkdir -p _build
+LOG=_build/build.log
+set +e
+jupyter-book build -W -n --keep-going . 2>&1 | tee "$LOG"
+status=${PIPESTATUS[0]}
+set -e
 ELAPSED=$(( $(date +%s) - START ))
+if ((status != 0)); then
+  python scripts/explain_build_failure.py "$LOG" || echo "[build] FAILED after ${ELAPSED} s: see the warnings listed above (full log: $LOG)"
+  exit "$status"
+fi
 
 echo "[build] HTML book: $PWD/_build/html/index.html"
 echo "[build] build time: ${ELAPSED} s ($MODE mode)"
