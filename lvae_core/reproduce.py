@@ -342,10 +342,13 @@ def _save_curve_images(path: Path, epoch: int, ll: torch.Tensor) -> None:
     atomic_write(path, write)
 
 
-def load_curve_images(out, name: str) -> dict:
-    """A run's per-image learning-curve log-likelihoods: ``{epoch: numpy array}``."""
+def load_curve_images(out, name: str, which: str = "test") -> dict:
+    """A run's per-image learning-curve log-likelihoods: ``{epoch: numpy array}``, on the
+    curve's test images (``which="test"``) or on the fixed training subset (``"train"``,
+    scored at the epoch a run was stopped at)."""
     import numpy as np
-    path = Path(out) / "runs" / f"{name}.curve.npz"
+    suffix = {"test": ".curve.npz", "train": ".curve_train.npz"}[which]
+    path = Path(out) / "runs" / f"{name}{suffix}"
     if not path.is_file():
         return {}
     with np.load(path) as f:

@@ -26,8 +26,8 @@ _ADVICE = {
 }
 
 
-def _cells(chapter: str) -> list[dict]:
-    path = ROOT / f"{chapter}.ipynb"
+def _cells(chapter: str, root: Path) -> list[dict]:
+    path = root / f"{chapter}.ipynb"
     return json.loads(path.read_text())["cells"] if path.is_file() else []
 
 
@@ -61,7 +61,9 @@ def _locate(cells, log: str) -> tuple[int | None, str, str]:
     return None, "", ""
 
 
-def explain(log: str) -> str | None:
+def explain(log: str, root: Path = ROOT) -> str | None:
+    """The message for a build log, or None when no notebook failed in it; ``root``: the
+    folder the chapters' ``book/...`` paths are relative to."""
     m = _FAILED.search(log) or _RAISED.search(log)
     if not m:
         return None
@@ -72,13 +74,17 @@ def explain(log: str) -> str | None:
         found = _ERROR.search(tail)
         error = found.group(1) if found else "an error"
     limit = _TIMEOUT.search(tail)
-    cells = _cells(chapter)
+    cells = _cells(chapter, Path(root))
     number, first, section = _locate(cells, tail)
     where = f"code cell {number} (\"{first[:60]}\")" if number else "one of its cells"
     if section:
         where += f", in the section \"{section}\""
-    reason = _ADVICE.get(error, "the cell raised {error}: the traceback above says why")
-    reason = reason.format(limit=limit.group(1) if limit else "?", error=error)
+    raised = re.search(r"^(\w+(?:Error|Exception)): (.+)$", tail, re.M) \
+        if error == "CellExecutionError" else None
+    reason = _ADVICE.get(error, "the cell raised {raised}; the traceback above says where")
+    reason = reason.format(limit=limit.group(1) if limit else "?",
+                           raised=f"{raised.group(1)} ({raised.group(2).strip()})" if raised
+                           else error)
     name = Path(chapter).name
     title = _title(cells)
     return "\n".join([

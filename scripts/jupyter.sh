@@ -48,6 +48,8 @@ fi
 
 # The environment's kernel spec wins over a user-level `python3` one.
 export JUPYTER_PREFER_ENV_PATH=1
+# Training uses the cores other programs leave idle (see lvae_core.runtime.CpuShare).
+export LVAE_THREADS="${LVAE_THREADS:-auto}"
 log "torch $TORCH_VERSION; training uses: $("$PY" -c "import lvae_core; print(lvae_core.choose_device())")"
 log "starting JupyterLab on $ROOT/book (stop it with Ctrl-C)"
 exec "$PY" -m jupyterlab --ServerApp.root_dir="$ROOT/book" \

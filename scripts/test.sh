@@ -38,7 +38,10 @@ run_step() {  # name command...
 }
 
 run_step "lint (ruff)" "$PWD/.venv/bin/ruff" check lvae_core tests benchmarks
-run_step "notebooks (nbval-lax)" \
+# The chapters run as the build runs them: with the cores other programs leave idle
+# (LVAE_THREADS=auto, lvae_core.runtime.CpuShare). The unit tests keep PyTorch's fixed count,
+# so that the runs they compare bit for bit repeat their numbers.
+LVAE_THREADS=auto run_step "notebooks (nbval-lax)" \
   "$PY" -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=900 \
         -p no:cacheprovider book/
 run_step "book build (fast, -W)" bash scripts/build_book.sh --skip-setup
