@@ -33,7 +33,7 @@ _WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "a": 1
 #: "Running time: about 2.5 minutes (about 5 with another program keeping both cores busy)"
 _STATED = re.compile(r"Running time:\**\s*(?:about|under|at most)\s+([\d.]+|\w+)\s+"
                      r"(minutes?|seconds?)(?:[^()]*\((?:about|under|at most)\s+([\d.]+)"
-                     r"(?:\s+(minutes?|seconds?))?\s+with another program)?")
+                     r"(?:\s+(minutes?|seconds?))?\s+(?:with|while) another program)?")
 
 
 def chapters() -> list[str]:
@@ -98,7 +98,16 @@ def main() -> None:
     parser.add_argument("--shared-cache", action="store_true")
     parser.add_argument("--timeout", type=int, default=1800)
     parser.add_argument("--out", default=None)
+    parser.add_argument("--table-from", default=None, metavar="JSON",
+                        help="print the table of an earlier run (its --out with .json), with "
+                             "the times the chapters state now")
     args = parser.parse_args()
+    if args.table_from:
+        saved = json.loads(Path(args.table_from).read_text())
+        for row in saved["rows"]:
+            row["stated"], row["stated_busy"] = stated_seconds(row["chapter"])
+        print(table(saved["rows"], saved["settings"]))
+        return
     names = args.chapters.split(",") if args.chapters else chapters()
     hogs = [subprocess.Popen([sys.executable, "-c", BUSY]) for _ in range(args.busy)]
     rows = []
@@ -115,9 +124,19 @@ def main() -> None:
             hog.kill()
             hog.wait()
     mode = "fast (LVAE_FAST=1)" if args.fast else "default"
-    lines = [f"Chapters executed cold ({mode} mode, "
-             f"{'one fresh cache for the run' if args.shared_cache else 'a fresh cache each'}"
-             f", {os.cpu_count()} CPUs, {args.busy} CPU-bound processes beside them).", "",
+    settings = (f"{mode} mode, "
+                f"{'one fresh cache for the run' if args.shared_cache else 'a fresh cache each'}"
+                f", {os.cpu_count()} CPUs, {args.busy} CPU-bound processes beside them")
+    text = table(rows, settings)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+        Path(args.out).with_suffix(".json").write_text(
+            json.dumps(dict(settings=settings, rows=rows), indent=1))
+
+
+def table(rows: list, settings: str) -> str:
+    lines = [f"Chapters executed cold ({settings}).", "",
              "| chapter | measured s | stated s (quiet) | stated s (busy) | longest cell s | "
              "longest cell |", "|---|---|---|---|---|---|"]
     for r in rows:
@@ -126,10 +145,7 @@ def main() -> None:
                      f"`{r['longest_cell'][:48]}` |")
     lines.append(f"| all | {sum(r['seconds'] for r in rows):.0f} | | | "
                  f"{max(r['longest'] for r in rows):.0f} | |")
-    table = "\n".join(lines)
-    print(table)
-    if args.out:
-        Path(args.out).write_text(table + "\n")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
