@@ -63,6 +63,9 @@ def stated_seconds(name: str) -> tuple[float | None, float | None]:
 def run_chapter(name: str, cache: Path, fast: bool, timeout: int) -> dict:
     import nbformat
     from nbclient import NotebookClient
+    sys.path.insert(0, str(ROOT / "book" / "_ext"))
+    import kernel_wait            # the build's bounded wait for a new kernel's first reply
+    kernel_wait.install()
     nb = nbformat.read(ROOT / "book" / f"{name}.ipynb", as_version=4)
     os.environ["LVAE_CACHE_DIR"] = str(cache)
     os.environ["LVAE_FAST"] = "1" if fast else "0"

@@ -38,6 +38,10 @@
   items are numbered A.1, A.2, ... instead (``lvae_appendix_letters`` maps a
   document to its letter), so "Exercise A.2" and "(A.3)" say where they are.
 
+* A bounded wait for a new kernel: nbclient waits for a kernel's ``kernel_info``
+  reply as long as a cell may run, and on a busy machine that reply is sometimes never
+  seen (``kernel_wait.py`` says more); the wait now ends after 30 s and the notebook runs.
+
 * Offline assets: MathJax and the widget manager are served from
   ``book/_static/vendor`` (fetched by ``scripts/fetch_vendor.sh``). A build
   without them would silently produce pages that cannot typeset math, so it
@@ -206,6 +210,8 @@ def _letter_appendix_numbers(app: Sphinx, env: Any) -> list[str]:
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
+    import kernel_wait  # book/_ext is on sys.path (_config.yml)
+    kernel_wait.install()
     # A change of mode changes this value, and "env" makes Sphinx re-read
     # every document instead of reusing doctrees from the other mode.
     app.add_config_value("lvae_fast_mode", fast_mode(), "env", bool)
