@@ -31,3 +31,11 @@ __all__ = [
     "warmup_beta", "TrainingDivergedError", "active_units", "unit_activity", "posterior_means",
     "kl_per_unit", "kl_per_layer", "latent_samples", "pca_embedding", "fast_mode", "pick",
 ]
+
+# Semi-supervised learning with deep generative models (Kingma et al., 2014): M2 and M1+M2
+from .semisupervised import M2, error_rate, m1_features, paper_alpha
+from .semisupervised_train import SSConfig, Split, balanced_labels, fit_classifier, fit_m2
+from .semisupervised_train import split as semisupervised_split
+
+__all__ += ["M2", "error_rate", "m1_features", "paper_alpha", "SSConfig", "Split",
+            "balanced_labels", "fit_classifier", "fit_m2", "semisupervised_split"]
