@@ -29,7 +29,7 @@ CLAIMS = {
     "1. without BN and warm-up, depth does not help":
         [(("VAE", n), ("VAE", 1)) for n in LAYERS[1:]],
     "2. BN and warm-up let depth pay":
-        [(("VAE+BN+WU", 5), ("VAE+BN+WU", 1))]
+        [(("VAE+BN+WU", 5), ("VAE+BN+WU", 1)), (("LVAE+BN+WU", 5), ("LVAE+BN+WU", 1))]
         + [(("VAE+BN+WU", n), ("VAE", n)) for n in LAYERS],
     "3. the ladder is best at every depth":
         [(("LVAE+BN+WU", n), ("VAE+BN+WU", n)) for n in LAYERS[1:]],
@@ -165,3 +165,47 @@ def plot(table, full=None, axes=None, epoch: int = 300):
     axes[0].set_ylabel("NLL (nats)")
     fig.tight_layout()
     return fig
+
+
+def verdicts(table) -> "object":
+    """One verdict per claim from ``claims(...)``: "holds" when every comparison of the claim
+    has been measured and agrees with it, "does not hold" when a measured one contradicts
+    it, "open" when neither (comparisons still missing)."""
+    import pandas as pd
+    rows = []
+    for claim, pairs in CLAIMS.items():
+        part = table[table["claim"] == claim] if len(table) else table
+        measured = list(part["verdict"]) if len(part) else []
+        if claim.startswith("1."):     # deeper plain models are not clearly better
+            against = [v for v in measured if v == "a better"]
+            agree = len(measured) - len(against)
+        else:                          # the first model of each pair is clearly better
+            against = [v for v in measured if v == "b better"]
+            agree = sum(v == "a better" for v in measured)
+        if against:
+            verdict = "does not hold"
+        elif agree == len(pairs):
+            verdict = "holds"
+        else:
+            verdict = "open"
+        rows.append({"claim": claim, "comparisons measured": f"{len(measured)} of {len(pairs)}",
+                     "agree": agree, "contradict": len(against), "verdict": verdict})
+    return pd.DataFrame(rows).set_index("claim")
+
+
+def full_length_cost(folders, epoch: int = 300, epochs: int = 2000):
+    """The CPU hours the figure's runs took for ``epoch`` epochs (training, as recorded), and
+    those that the rest of the published ``epochs`` would take at the same rate."""
+    import pandas as pd
+    rows = []
+    for model in DEPTH_FIGURE:
+        for n in LAYERS:
+            name = run_name(model, n)
+            if model == "LVAE+BN+WU" and n == 1:
+                continue
+            _, p = _find(folders, name, epoch)
+            if p:
+                hours = p["train_seconds"] / 3600
+                rows.append({"run": name, f"hours for {epoch} epochs": hours,
+                             f"hours for {epochs}": hours * epochs / epoch})
+    return pd.DataFrame(rows).set_index("run") if rows else pd.DataFrame()

@@ -50,3 +50,30 @@ def test_a_lost_reply_ends_the_wait_and_a_late_one_is_found(monkeypatch):
     assert 0.5 <= time.monotonic() - start < 5
     found = asyncio.run(wait(_Client([_reply("older"), _reply("info-2")]), "info-2"))
     assert found["parent_header"]["msg_id"] == "info-2"
+
+
+def test_long_channel_waits_are_sliced_and_keep_their_deadline(monkeypatch):
+    from jupyter_client.channels import AsyncZMQSocketChannel
+    calls = []
+
+    async def fake_get_msg(self, timeout=None):
+        calls.append(timeout)
+        if self.queue:
+            return self.queue.pop(0)
+        await asyncio.sleep(min(timeout, 0.01))
+        raise Empty
+
+    monkeypatch.setattr(AsyncZMQSocketChannel, "get_msg", fake_get_msg)
+    kernel_wait._slice_channel_waits(slice_seconds=0.1)
+    channel = AsyncZMQSocketChannel.__new__(AsyncZMQSocketChannel)
+    channel.queue = []
+    start = time.monotonic()
+    try:
+        asyncio.run(AsyncZMQSocketChannel.get_msg(channel, timeout=0.5))
+        raise AssertionError("no message: Empty expected")
+    except Empty:
+        pass
+    assert 0.5 <= time.monotonic() - start < 3
+    assert max(calls) <= 0.1 and 0 in calls            # short polls, each after a check
+    channel.queue = ["reply"]
+    assert asyncio.run(AsyncZMQSocketChannel.get_msg(channel, timeout=600)) == "reply"
