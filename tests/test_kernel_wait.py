@@ -1,5 +1,6 @@
 """The build's wait for a new kernel's kernel_info reply ends (book/_ext/kernel_wait.py)."""
 import asyncio
+import concurrent.futures
 import logging
 import sys
 import time
@@ -35,6 +36,16 @@ class _Client:
         return None
 
 
+
+def _run(coro):
+    """Run a coroutine to completion on a thread of its own.
+
+    Another test (the browser tests' session-wide Playwright) may keep an event loop
+    running on the main thread, where ``asyncio.run`` would refuse to start.
+    """
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
 def _reply(msg_id):
     return {"parent_header": {"msg_id": msg_id}, "content": {}}
 
@@ -46,9 +57,9 @@ def test_a_lost_reply_ends_the_wait_and_a_late_one_is_found(monkeypatch):
     kernel_wait.install(limit=0.5)                            # idempotent
     wait = NotebookClient.async_wait_for_reply
     start = time.monotonic()
-    assert asyncio.run(wait(_Client([]), "info-1")) is None
+    assert _run(wait(_Client([]), "info-1")) is None
     assert 0.5 <= time.monotonic() - start < 5
-    found = asyncio.run(wait(_Client([_reply("older"), _reply("info-2")]), "info-2"))
+    found = _run(wait(_Client([_reply("older"), _reply("info-2")]), "info-2"))
     assert found["parent_header"]["msg_id"] == "info-2"
 
 
@@ -69,11 +80,11 @@ def test_long_channel_waits_are_sliced_and_keep_their_deadline(monkeypatch):
     channel.queue = []
     start = time.monotonic()
     try:
-        asyncio.run(AsyncZMQSocketChannel.get_msg(channel, timeout=0.5))
+        _run(AsyncZMQSocketChannel.get_msg(channel, timeout=0.5))
         raise AssertionError("no message: Empty expected")
     except Empty:
         pass
     assert 0.5 <= time.monotonic() - start < 3
     assert max(calls) <= 0.1 and 0 in calls            # short polls, each after a check
     channel.queue = ["reply"]
-    assert asyncio.run(AsyncZMQSocketChannel.get_msg(channel, timeout=600)) == "reply"
+    assert _run(AsyncZMQSocketChannel.get_msg(channel, timeout=600)) == "reply"
