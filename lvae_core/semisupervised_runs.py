@@ -97,6 +97,16 @@ def write_json(obj, path) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2)))
 
 
+def _alphas(rows) -> str:
+    """How the runs in ``rows`` set alpha, in words."""
+    chosen = sorted({(r["n_labels"], r["alpha"]) for r in rows
+                     if r["method"] in ("m2", "m1m2") and r["config"]["alpha"] is not None})
+    if not chosen:
+        return "alpha = 0.1 N / N_labelled, as the authors' code"
+    return "alpha = " + ", ".join(f"{a:g} ({n} labels)" for n, a in chosen) + \
+        " (set by --alpha; the authors' choice is 0.1 N / N_labelled)"
+
+
 def _check_method(method: str) -> None:
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
@@ -330,7 +340,7 @@ def markdown(result: dict, out=None) -> str:
     for s in result["summary"]:
         pub = s["published_mnist"]
         pub = f"{_pm(*pub)} ({COLUMN_NAMES[PUBLISHED_COLUMN[s['method']]]})" if pub else ""
-        epochs = ", ".join("" if e is None else str(e) for e in s["best_epoch"])
+        epochs = ", ".join("-" if e is None else str(e) for e in s["best_epoch"])
         lines.append(f"| {s['data']} | {s['n_labels']} | {s['method']} | {s['n']} | "
                      f"{_pm(s['test_error_mean'], s['test_error_std'])} | "
                      f"{s['valid_error_mean']:.2f} | {epochs} | "
@@ -348,7 +358,8 @@ def markdown(result: dict, out=None) -> str:
               "Here `supervised` is q(y|x)'s network trained on the labelled images alone "
               "(the paper's NN); `m1-logreg` is a logistic regression on the M1 features "
               "(the paper used a TSVM); `m2` and `m1m2` sum y out exactly and weight the "
-              "classification term with alpha = 0.1 N / N_labelled, as the authors' code.", "",
+              "classification term of each labelled image with " + _alphas(result["rows"])
+              + ".", "",
               "## Runs", "",
               "| run | test error % | validation error % | epoch selected / run | "
               "train s | device |", "|---|---|---|---|---|---|"]
