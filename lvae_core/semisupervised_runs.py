@@ -286,32 +286,12 @@ def run_all(methods, labels, draws, data, out, *, force=False, **options) -> lis
 def merge(out) -> dict:
     """Gather ``<out>/runs/*.json`` into ``<out>/results.json`` and ``<out>/results.md``:
     per data set, method and label count, the mean and standard deviation of the test error
-    over draws."""
+    over draws (``read_results``)."""
     out = Path(out)
-    paths = [p for p in sorted((out / "runs").glob("*.json"))
-             if not p.name.endswith(".curve.json")]
-    if not paths:
+    result = read_results(out)
+    if not result["rows"]:
         raise FileNotFoundError(f"no results in {out / 'runs'}; run some first")
-    rows = [json.loads(p.read_text()) for p in paths]
-    order = {m: i for i, m in enumerate(METHODS)}
-    rows.sort(key=lambda r: (r["data"], r["n_labels"], order.get(r["method"], 99), r["draw"]))
-    groups: dict = {}
-    for r in rows:
-        groups.setdefault((r["data"], r["n_labels"], r["method"]), []).append(r)
-    summary = []
-    for (name, n_labels, method), runs in groups.items():
-        errors = np.array([r["test_error"] for r in runs])
-        summary.append(dict(
-            data=name, n_labels=n_labels, method=method, draws=[r["draw"] for r in runs],
-            n=len(runs), test_error_mean=float(errors.mean()),
-            test_error_std=float(errors.std(ddof=1)) if len(runs) > 1 else None,
-            valid_error_mean=float(np.mean([r["valid_error"] for r in runs])),
-            best_epoch=[r["best_epoch"] for r in runs],
-            epochs=[r["epochs_run"] for r in runs],
-            train_seconds_mean=float(np.mean([r["train_seconds"] for r in runs])),
-            published_mnist=_published(method, n_labels)))
-    result = dict(rows=rows, summary=summary, published_mnist=PUBLISHED_MNIST,
-                  note=NO_FASHION_NUMBER)
+    result.update(published_mnist=PUBLISHED_MNIST, note=NO_FASHION_NUMBER)
     write_json(result, out / "results.json")
     atomic_write(out / "results.md", lambda tmp: tmp.write_text(markdown(result, out)))
     return result
@@ -408,6 +388,26 @@ def missing_runs(results: dict, methods=METHODS, labels=(100, 1000), draws=(0, 1
     done = {r["name"] for r in results["rows"]}
     return [run_name(m, n, d) for n in labels for d in draws for m in methods
             if run_name(m, n, d) not in done]
+
+
+def paired_differences(results: dict, method: str, baseline: str = "supervised") -> list:
+    """``method``'s test error minus ``baseline``'s, paired by label count and draw (the
+    same labelled images, the same test images), per label count: ``dict(n_labels,
+    draws, differences, mean, se)`` with ``se`` the standard error of the mean difference
+    over draws (None with one draw). Only draws that both methods have finished count."""
+    error = {(r["method"], r["n_labels"], r["draw"]): r["test_error"] for r in results["rows"]}
+    out = []
+    for n_labels in sorted({n for m, n, d in error if m == method}):
+        draws = sorted(d for m, n, d in error if m == method and n == n_labels
+                       and (baseline, n, d) in error)
+        if not draws:
+            continue
+        diff = np.array([error[method, n_labels, d] - error[baseline, n_labels, d]
+                         for d in draws])
+        se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else None
+        out.append(dict(n_labels=n_labels, draws=draws, differences=diff.tolist(),
+                        mean=float(diff.mean()), se=se))
+    return out
 
 
 # -- command line ----------------------------------------------------------------------------

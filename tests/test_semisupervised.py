@@ -348,3 +348,22 @@ def test_the_runner_writes_its_results_and_merges(digits, tmp_path, monkeypatch)
     runs.main(["--data", "digits", "--labels", "50", "--draw", "0", "--method", "m2",
                "--epochs", "1", "--n-valid", "300", "--out", str(out), "--no-progress"])
     assert (out / "runs" / "m2-n50-d0.json").stat().st_mtime_ns == before
+    # the paired differences, against the per-run JSON files read by hand
+    result = runs.read_results(out)
+    rows = {(r["method"], r["draw"]): r["test_error"] for r in result["rows"]}
+    (paired,) = runs.paired_differences(result, "m2")
+    expected = [rows["m2", d] - rows["supervised", d] for d in (0, 1)]
+    assert paired["draws"] == [0, 1] and paired["n_labels"] == 50
+    assert paired["differences"] == pytest.approx(expected)
+    assert paired["mean"] == pytest.approx(sum(expected) / 2)
+    assert paired["se"] == pytest.approx(abs(expected[0] - expected[1]) / 2)
+
+
+def test_paired_differences_use_only_draws_both_methods_have():
+    def row(method, draw, error, n_labels=100):
+        return dict(method=method, draw=draw, test_error=error, n_labels=n_labels)
+    result = dict(rows=[row("supervised", 0, 20.0), row("supervised", 1, 22.0),
+                        row("m2", 1, 25.0), row("m2", 2, 30.0), row("m2", 0, 1.0, 1000)])
+    (paired,) = runs.paired_differences(result, "m2")
+    assert paired == dict(n_labels=100, draws=[1], differences=[3.0], mean=3.0, se=None)
+    assert runs.paired_differences(result, "m1m2") == []
