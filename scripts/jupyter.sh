@@ -6,7 +6,8 @@
 #
 # It creates the virtual environment .venv when there is none, installs PyTorch into it
 # unless it is there already, then the package with what the chapters need
-# (pip install -e ".[book]": JupyterLab 4, ipywidgets, pandas) and a `python3` kernel
+# (pip install -e ".[book]": JupyterLab 4 with jupyterlab-myst, which renders the
+# chapters' MyST roles and directives, ipywidgets, pandas) and a `python3` kernel
 # spec inside .venv, so the chapters run with this environment's Python. Later runs
 # skip what is installed and start JupyterLab at once, on book/ with the preface open.
 #
@@ -35,7 +36,8 @@ if ! "$PY" -c "import torch" 2>/dev/null; then
 fi
 TORCH_VERSION="$("$PY" -c "import torch; print(torch.__version__.split('+')[0])")"
 
-if ! "$PY" -c "import lvae_core, jupyterlab, ipywidgets, ipykernel, pandas, jinja2" 2>/dev/null; then
+if ! "$PY" -c "import lvae_core, jupyterlab, jupyterlab_myst, ipywidgets, ipykernel, pandas, jinja2" \
+    2>/dev/null; then
   log "pip install -e .[book] (keeping torch $TORCH_VERSION)"
   "$PY" -m pip install --quiet -e ".[book]" "torch==$TORCH_VERSION"
 fi

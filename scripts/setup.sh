@@ -2,7 +2,8 @@
 # Install everything the book needs, from nothing, on a Debian machine:
 #   1. Debian packages: chromium (browser test) and dataset-fashion-mnist (data),
 #   2. the virtual environment .venv with torch 2.13.0 (CPU), requirements.txt
-#      and the lvae_core package (editable, with its book extra: JupyterLab),
+#      and the lvae_core package (editable, with its book extra: JupyterLab and
+#      jupyterlab-myst, which renders the chapters' MyST in JupyterLab),
 #   3. a Jupyter kernel spec inside .venv, so notebooks run with .venv's python,
 #   4. the vendored JavaScript for the offline HTML (scripts/fetch_vendor.sh).
 #

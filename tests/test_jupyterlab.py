@@ -6,8 +6,13 @@ the chapters, and drives Debian's Chromium with Playwright. For every chapter of
 ``_toc.yml`` it opens the notebook in a fresh page (MathJax keeps macro definitions for
 the life of a page, so one chapter's macro cell must not help the next), and
 
-* checks that MathJax typeset every formula: no error nodes, no undefined macros (with
+* checks that every formula was typeset: no error nodes, no undefined macros (with
   JupyterLab's ``noundefined`` extension those are drawn as red text), no raw TeX;
+  JupyterLab typesets with MathJax, jupyterlab-myst's markdown cells with KaTeX;
+* checks that the markdown cells were rendered by jupyterlab-myst and show no MyST
+  source: no role ("{doc}", "{cite:t}"), no target label ("(ch-iwae)=", an equation's
+  "(eq-...)"), no directive shown as a code block, no directive the renderer does not
+  know except myst-nb's glue (``TOLERATED_UNKNOWN``);
 * runs all cells in a fresh kernel and checks that every code cell ran and none ended
   in an error;
 * on a chapter with a widget, moves one control (a slider, a toggle or a menu) and
@@ -22,6 +27,11 @@ test is skipped, except under CI (``CI`` set), where that is an error. Environme
 ``LVAE_CHROMIUM`` (the browser), ``LVAE_JUPYTERLAB_CHAPTERS`` (comma-separated chapter
 names, to run a few).
 
+``python tests/test_jupyterlab.py [--chapters 01_elbo,05_iwae]`` opens every chapter
+(without running it) once with JupyterLab's own markdown renderer and once with
+jupyterlab-myst, and prints per chapter the raw MyST, the unknown directives, the
+unresolved references, the citations shown as keys and the TeX errors (no assertion).
+
 The static tests below it check the sources: every chapter starts with the macro cell
 that ``scripts/sync_macros.py`` writes from ``_config.yml``, DEVELOPERS.md's macro table
 agrees with ``_config.yml``, and every ``ipywidgets`` import is guarded.
@@ -29,6 +39,7 @@ agrees with ``_config.yml``, and every ``ipywidgets`` import is guarded.
 from __future__ import annotations
 
 import ast
+import contextlib
 import importlib.util
 import json
 import os
@@ -102,6 +113,9 @@ def test_every_chapter_starts_with_the_macro_cell_of_config():
     assert len(macros) >= 10 and "KLD" in macros
     for name in ("x", "E", "KLD", "given"):
         assert re.search(rf"\$\\def\\{name}(#\d)*\{{", expected), name
+        # the front matter that jupyterlab-myst reads, hidden from other renderers
+        assert re.search(rf"^  '\\{name}': '", expected, re.M), name
+    assert expected.startswith("---\n<!--:") and "\n---\n<!-- -->\n" in expected
     problems = []
     for path in sync.chapter_notebooks():
         first = nbformat.read(path, as_version=4).cells[0]
@@ -140,6 +154,17 @@ def test_developer_table_lists_the_config_macros():
     for name, (body, n_args) in macros.items():
         if n_args == 0:
             assert "{" + listed[name] + "}" == body, (name, listed[name], body)
+
+
+def test_the_book_extra_brings_the_myst_renderer():
+    """jupyterlab-myst renders the chapters' MyST in JupyterLab: the book extra (what
+    scripts/jupyter.sh installs) and requirements.txt (scripts/setup.sh) both hold it."""
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf8")
+    extra = re.search(r"^book = \[(.*?)\]", pyproject, re.M | re.S)
+    assert extra and '"jupyterlab-myst' in extra.group(1), "pyproject.toml's book extra"
+    requirements = (ROOT / "requirements.txt").read_text(encoding="utf8").splitlines()
+    assert any(r.startswith("jupyterlab-myst") for r in requirements), "requirements.txt"
+    assert "jupyterlab_myst" in (ROOT / "scripts" / "jupyter.sh").read_text(encoding="utf8")
 
 
 def _guarded(tree: ast.AST) -> list[int]:
@@ -232,6 +257,19 @@ def jupyterlab(tmp_path_factory):
     if importlib.util.find_spec("jupyterlab") is None:
         _missing("jupyterlab is not installed (pip install -e '.[book]', or bash scripts/setup.sh)")
     base = tmp_path_factory.mktemp("jupyterlab")
+    try:
+        with _lab_server(base) as lab:
+            yield lab
+    finally:
+        if (base / "jupyterlab.log").exists():
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(base / "jupyterlab.log", ARTIFACTS / "jupyterlab.log")
+
+
+@contextlib.contextmanager
+def _lab_server(base: Path, disabled_extensions: tuple[str, ...] = ()):
+    """Start JupyterLab in ``base`` (a fresh folder) on a copy of the chapters, with the
+    named lab extensions disabled; stop it on leaving, whatever happened."""
     workdir = base / "book"
     workdir.mkdir()
     for name in CHAPTERS:
@@ -239,6 +277,11 @@ def jupyterlab(tmp_path_factory):
     for sub in ("config", "runtime", "settings", "workspaces"):
         (base / sub).mkdir()
     _write_settings(base / "settings")
+    if disabled_extensions:
+        labconfig = base / "config" / "labconfig"
+        labconfig.mkdir()
+        (labconfig / "page_config.json").write_text(json.dumps(
+            {"disabledExtensions": {name: True for name in disabled_extensions}}))
     port, token = _free_port(), secrets.token_hex(24)
     env = dict(os.environ, LVAE_FAST="1", JUPYTER_PREFER_ENV_PATH="1",
                JUPYTER_CONFIG_DIR=str(base / "config"), JUPYTER_RUNTIME_DIR=str(base / "runtime"))
@@ -276,8 +319,6 @@ def jupyterlab(tmp_path_factory):
         yield _Lab(url, token, workdir, log)
     finally:
         _stop(server)
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(log, ARTIFACTS / "jupyterlab.log")
 
 
 def _stop(server: subprocess.Popen) -> None:
@@ -338,7 +379,8 @@ def summary():
     rows: list[str] = []
     yield rows
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    header = f"{'chapter':<24} {'seconds':>7} {'formulas':>8} {'code cells':>10}  widget moved"
+    header = (f"{'chapter':<24} {'seconds':>7} {'formulas':>8} {'code cells':>10} "
+              f"{'raw MyST':>9}  widget moved")
     (ARTIFACTS / "summary.txt").write_text("\n".join([header, *rows]) + "\n")
 
 
@@ -355,23 +397,101 @@ _READY_JS = """
 
 # Math state of the rendered markdown cells. JupyterLab typesets with every MathJax TeX
 # package, noerrors and noundefined included: a TeX error is an mjx-merror node, an
-# undefined macro is red text whose name is in the assistive MathML.
+# undefined macro is red text whose name is in the assistive MathML. jupyterlab-myst
+# renders markdown cells itself (class "myst") and typesets with KaTeX: a formula KaTeX
+# cannot typeset is shown as its source, with KaTeX's message as the title.
 _MATH_JS = r"""
 () => {
-  const md = Array.from(document.querySelectorAll('.jp-MarkdownCell .jp-RenderedMarkdown'));
-  const containers = md.flatMap(el => Array.from(el.querySelectorAll('mjx-container')));
+  const md = Array.from(document.querySelectorAll(
+      '.jp-MarkdownCell .jp-RenderedMarkdown, .jp-MarkdownCell .myst'));
+  const containers = md.flatMap(
+      el => Array.from(el.querySelectorAll('mjx-container, .katex')));
   const errors = Array.from(document.querySelectorAll('.jp-Notebook mjx-merror'))
       .map(el => el.getAttribute('data-mjx-error') || el.textContent);
+  md.forEach(el => el.querySelectorAll('[title]').forEach(e => {
+    const title = e.getAttribute('title');
+    if (/at position \d+|Undefined control sequence|KaTeX|ParseError/.test(title)) {
+      errors.push(title);
+    }
+  }));
   const undefinedMacros = Array.from(document.querySelectorAll('.jp-Notebook mjx-assistive-mml mtext'))
       .filter(el => el.getAttribute('mathcolor') === 'red' || /^\\[A-Za-z]+$/.test(el.textContent.trim()))
       .map(el => el.textContent.trim());
   const red = document.querySelectorAll('.jp-Notebook mjx-container mjx-mtext[style*="red"]').length;
   const raw = md.map(el => {
       const clone = el.cloneNode(true);
-      clone.querySelectorAll('mjx-container, code, pre').forEach(c => c.remove());
+      clone.querySelectorAll('mjx-container, .katex, code, pre')
+           .forEach(c => c.remove());
       return clone.textContent;
     }).join('\n');
   return {containers: containers.length, markdownCells: md.length, errors, undefinedMacros, red, raw};
+}
+"""
+
+# MyST that a reader should never see as source, in the rendered markdown cells. Without
+# a MyST renderer, JupyterLab shows roles as text ("{doc}" before the code-formatted
+# target), target labels as text ("(ch-iwae)=", "$$ ... $$ (eq-elbo)") and directives
+# as code blocks whose language is "{exercise}". jupyterlab-myst renders what it knows;
+# a directive it does not know becomes a closed box titled "<name> - Unknown Directive"
+# with the body as source, a reference it cannot resolve shows its label, a citation its
+# key (it has no bibliography), each with a warning sign and a title saying so.
+_MYST_JS = r"""
+() => {
+  const panel = window.jupyterapp.shell.currentWidget;
+  const cells = panel.content.widgets.filter(w => w.model.type === 'markdown');
+  const role = /(?<![\w\\^_}])\{[a-z][\w:+-]*\}/g;
+  const label = /(?<![\w)\]])\([A-Za-z][\w:.-]*\)=/g;
+  const found = {raw: [], unknown: [], unresolved: [], citations: []};
+  let rendered = 0, myst = 0, text = 0;
+  cells.forEach((w, i) => {
+    const out = w.node.querySelector('.myst')
+             || w.node.querySelector('.jp-RenderedMarkdown');
+    if (!out || !w.rendered) return;
+    rendered += 1;
+    if (out.classList.contains('myst')) myst += 1;
+    const where = `cell ${panel.content.widgets.indexOf(w) + 1}`;
+    out.querySelectorAll('pre > code[class*="language-{"]').forEach(c => {
+      const name = Array.from(c.classList).find(n => n.startsWith('language-'))
+                        .slice(9);
+      found.raw.push(`${where}: directive ${name} shown as a code block`);
+    });
+    out.querySelectorAll('summary').forEach(s => {
+      const m = s.textContent.match(/^(.*?)\s*-\s*Unknown (Directive|Role)/);
+      if (m) found.unknown.push(`${where}: ${m[1]} (unknown ${m[2].toLowerCase()})`);
+    });
+    out.querySelectorAll('[title="Cross Reference Not Found"]').forEach(e =>
+        found.unresolved.push(`${where}: ${e.textContent.trim()}`));
+    out.querySelectorAll('[title="Citation Not Found"]').forEach(e =>
+        found.citations.push(`${where}: ${e.textContent.trim()}`));
+    // an equation's label, "$$ ... $$ (eq-name)", left as text after the formula
+    out.querySelectorAll('mjx-container[display="true"], .katex-display').forEach(m => {
+      const next = m.nextSibling;
+      const hit = next && next.nodeType === Node.TEXT_NODE
+                  && next.textContent.match(/^\s*\([\w:.-]+\)/);
+      if (hit) {
+        found.raw.push(`${where}: equation label ${hit[0].trim()} shown as text`);
+      }
+    });
+    const clone = out.cloneNode(true);
+    clone.querySelectorAll('mjx-container, .katex, code, pre, svg, script, style')
+         .forEach(c => c.remove());
+    // formulas KaTeX could not typeset: their source is shown; the math check counts
+    clone.querySelectorAll('[title]').forEach(c => {
+      if (/at position \d+|Undefined control sequence|KaTeX|ParseError/.test(c.title)) {
+        c.remove();
+      }
+    });
+    const t = clone.textContent;
+    text += t.length;
+    for (const re of [role, label]) {
+      for (const m of t.matchAll(re)) {
+        const at = m.index;
+        const context = t.slice(Math.max(0, at - 30), at + m[0].length + 30);
+        found.raw.push(`${where}: ...${context.replace(/\s+/g, ' ')}...`);
+      }
+    }
+  });
+  return {cells: cells.length, rendered, myst, text, ...found};
 }
 """
 
@@ -404,7 +524,10 @@ def _math_problems(page) -> tuple[list[str], int]:
         page.wait_for_timeout(300)
     problems = []
     if state["errors"]:
-        problems.append(f"MathJax errors: {state['errors'][:5]}")
+        problems.append(f"{len(state['errors'])} TeX errors: {state['errors'][:3]}")
+        if any("Undefined control sequence" in e for e in state["errors"]):
+            problems.append("jupyterlab-myst (KaTeX) knows only the macros of the first "
+                            "cell's front matter (math:), not its \\def lines")
     if state["undefinedMacros"]:
         problems.append(f"undefined macros: {sorted(set(state['undefinedMacros']))}")
     elif state["red"]:
@@ -413,6 +536,56 @@ def _math_problems(page) -> tuple[list[str], int]:
     if hit:
         problems.append(f"raw TeX in the text: ...{state['raw'][max(hit.start() - 40, 0):hit.end() + 40]!r}")
     return problems, state["containers"]
+
+
+# Directives that jupyterlab-myst does not know and that a reader may see as a closed
+# box: myst-nb's glue (the figure itself is the output of the code cell above it, which
+# Jupyter shows; the box holds its caption).
+TOLERATED_UNKNOWN = ("glue",)
+
+
+def _myst_state(page, n_markdown: int) -> dict:
+    """Wait until every markdown cell is rendered and the rendering stops changing (the
+    MyST renderer resolves references once all cells are parsed); return the state."""
+    last, stable_since, deadline = None, time.monotonic(), time.monotonic() + 90
+    while True:
+        state = page.evaluate(_MYST_JS)
+        key = (state["rendered"], state["text"], len(state["raw"]),
+               len(state["unresolved"]))
+        if key != last:
+            last, stable_since = key, time.monotonic()
+        if state["rendered"] >= n_markdown and time.monotonic() - stable_since > 2:
+            return state
+        if time.monotonic() > deadline:
+            state["timed_out"] = True
+            return state
+        page.wait_for_timeout(300)
+
+
+def _myst_problems(state: dict, n_markdown: int) -> list[str]:
+    """What the MyST scan forbids: raw roles, labels and directives, unknown directives
+    other than TOLERATED_UNKNOWN, and markdown rendered without jupyterlab-myst."""
+    problems = []
+    if state["rendered"] < n_markdown:
+        problems.append(f"{state['rendered']} of {n_markdown} markdown cells rendered")
+    if state["rendered"] and state["myst"] < state["rendered"]:
+        problems.append(f"{state['rendered'] - state['myst']} markdown cells rendered "
+                        "without jupyterlab-myst (pip install -e '.[book]', or bash "
+                        "scripts/setup.sh)")
+    if state["raw"]:
+        problems.append(f"{len(state['raw'])} raw MyST in the text: "
+                        + "; ".join(state["raw"][:5]))
+    unknown = [u for u in state["unknown"]
+               if not u.split(": ", 1)[1].startswith(TOLERATED_UNKNOWN)]
+    if unknown:
+        problems.append("directives the MyST renderer does not know: "
+                        + "; ".join(unknown[:5]))
+    return problems
+
+
+def _myst_counts(state: dict) -> dict[str, int]:
+    return {name: len(state[name])
+            for name in ("raw", "unknown", "unresolved", "citations")}
 
 
 def _scroll_to_top(page) -> None:
@@ -487,12 +660,13 @@ def _check_chapter(context, jupyterlab, summary, chapter) -> list[str]:
     """Open, run and check one chapter; return the problems found."""
     nb = nbformat.read(ROOT / "book" / f"{chapter}.ipynb", as_version=4)
     n_code = sum(c.cell_type == "code" for c in nb.cells)
+    n_markdown = sum(c.cell_type == "markdown" for c in nb.cells)
     page = context.new_page()
     console: list[str] = []
     page.on("pageerror", lambda exc: console.append(f"uncaught: {exc}"))
     t0 = time.monotonic()
     problems: list[str] = []
-    moved, formulas = "-", 0
+    moved, formulas, raw_myst = "-", 0, -1
     try:
         # A workspace of its own, reset: JupyterLab would otherwise reopen the chapters
         # of earlier tests in this page (with their kernels and their macros).
@@ -503,6 +677,9 @@ def _check_chapter(context, jupyterlab, summary, chapter) -> list[str]:
 
         found, _ = _math_problems(page)
         problems += [f"on opening: {p}" for p in found]
+        myst = _myst_state(page, n_markdown)
+        problems += _myst_problems(myst, n_markdown)
+        raw_myst = len(myst["raw"])
 
         page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
         deadline = time.monotonic() + RUN_TIMEOUT_S
@@ -520,7 +697,7 @@ def _check_chapter(context, jupyterlab, summary, chapter) -> list[str]:
         found, formulas = _math_problems(page)
         problems += [f"after the run: {p}" for p in found]
         if "$" in "".join(c.source for c in nb.cells[1:] if c.cell_type == "markdown"):
-            assert formulas > 0, "the chapter has math but MathJax typeset nothing"
+            assert formulas > 0, "the chapter has math but nothing was typeset"
 
         if _uses_widgets(nb) and not state["errors"]:
             moved, box = _move_widget(page, chapter)
@@ -540,5 +717,93 @@ def _check_chapter(context, jupyterlab, summary, chapter) -> list[str]:
             pass
         seconds = time.monotonic() - t0
         summary.append(f"{chapter:<24} {seconds:7.0f} {formulas:8d} "
-                       f"{n_code:10d}  {moved}")
+                       f"{n_code:10d} {raw_myst:9d}  {moved}")
     return problems + [f"console: {c}" for c in console]
+
+
+# --------------------------------------------------------------------------- counts
+
+_OPENED_JS = """
+() => {
+  const panel = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+  return !!(panel && panel.context && panel.context.isReady && panel.content
+            && panel.content.widgets.length > 0);
+}
+"""
+
+
+def _scan(chapters: list[str], disabled: tuple[str, ...]) -> dict[str, dict[str, int]]:
+    """Open each chapter (without running it) in JupyterLab with the named extensions
+    disabled; return the MyST counts and math errors of each."""
+    import tempfile
+
+    from playwright.sync_api import sync_playwright
+
+    rows = {}
+    with tempfile.TemporaryDirectory(prefix="lvae-myst-") as tmp, \
+            _lab_server(Path(tmp), disabled) as lab, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+                                     headless=True)
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 1000})
+            for chapter in chapters:
+                nb = nbformat.read(ROOT / "book" / f"{chapter}.ipynb", as_version=4)
+                n_markdown = sum(c.cell_type == "markdown" for c in nb.cells)
+                page = context.new_page()
+                try:
+                    page.goto(f"{lab.url}lab/workspaces/{chapter}/tree/{chapter}.ipynb"
+                              f"?reset&token={lab.token}", timeout=PAGE_TIMEOUT_MS)
+                    page.wait_for_function(_OPENED_JS, timeout=PAGE_TIMEOUT_MS)
+                    state = _myst_state(page, n_markdown)
+                    _math_problems(page)                 # waits for the typesetting
+                    math = page.evaluate(_MATH_JS)
+                finally:
+                    page.close()
+                    try:
+                        lab.shutdown_kernels(f"{chapter}.ipynb")
+                    except OSError:
+                        pass
+                rows[chapter] = {**_myst_counts(state), "formulas": math["containers"],
+                                 "math errors": len(math["errors"])}
+        finally:
+            browser.close()
+    return rows
+
+
+def _count_row(name: str, values: list[int]) -> str:
+    widths = (10, 10, 8, 10, 9, 11, 6)
+    return f"{name:<24} " + " ".join(f"{v:{w}d}" for v, w in zip(values, widths))
+
+
+def _print_myst_counts(chapters: list[str]) -> None:
+    """Print, per chapter, what a reader sees of the MyST source with JupyterLab's own
+    markdown renderer and with jupyterlab-myst (no assertion)."""
+    t0 = time.monotonic()
+    plain = _scan(chapters, ("jupyterlab-myst",))
+    myst = _scan(chapters, ())
+    print("raw MyST: roles, target labels and directive source in the rendered text.\n"
+          "With jupyterlab-myst also: unknown directives (closed boxes), references it "
+          "cannot resolve\n(their label shown), citations (their key shown), formulas "
+          "KaTeX cannot typeset.\n")
+    header = (f"{'chapter':<24} {'raw, plain':>10} {'raw, myst':>10} {'unknown':>8} "
+              f"{'unresolved':>10} {'citations':>9} {'math errors':>11} {'plain':>6}")
+    print(header)
+    totals = [0] * 7
+    for chapter in chapters:
+        a, b = plain[chapter], myst[chapter]
+        values = [a["raw"], b["raw"], b["unknown"], b["unresolved"], b["citations"],
+                  b["math errors"], a["math errors"]]
+        totals = [x + y for x, y in zip(totals, values)]
+        print(_count_row(chapter, values))
+    print(_count_row("total", totals))
+    print(f"\n({time.monotonic() - t0:.0f} s)")
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description=_print_myst_counts.__doc__)
+    parser.add_argument("--chapters",
+                        help="comma-separated chapter names (default: all)")
+    args = parser.parse_args()
+    _print_myst_counts(args.chapters.split(",") if args.chapters else CHAPTERS)
