@@ -2,13 +2,21 @@
 
 The macros have one source: ``mathjax3_config.tex.macros`` in ``_config.yml``, which
 the HTML book reads. Jupyter front ends do not read ``_config.yml``, so every chapter
-starts with a markdown cell that defines the same macros with ``\\def`` (cell id
-``tex-macros``, tag ``remove-cell``: the HTML book drops it). JupyterLab and Colab
-typeset with MathJax, whose definitions hold for the whole page; VS Code typesets with
-KaTeX in its global group with one shared macro table, so a definition in the first
-cell holds in the cells below it too. ``\\def`` rather than ``\\newcommand``: KaTeX
-refuses ``\\newcommand`` for a macro it already knows (``\\N``, ``\\R``) or one that an
-earlier render of the cell defined.
+starts with a markdown cell that defines the same macros (cell id ``tex-macros``, tag
+``remove-cell``: the HTML book drops it), twice:
+
+* a YAML front matter whose ``math`` mapping jupyterlab-myst reads: it typesets every
+  formula alone with KaTeX, so a ``\\def`` holds only inside its own formula, and it
+  takes a notebook's macros from the front matter of the first cell only. Renderers
+  without MyST would show the YAML as text; an HTML comment hides it from them, opened
+  by the front matter's first key ``<!--`` and closed by the line ``<!-- -->`` after it
+  (which MyST reads as an empty comment);
+* one ``$\\def...$`` per macro. JupyterLab without jupyterlab-myst and Colab
+  typeset with MathJax, whose definitions hold for the whole page; VS Code typesets with
+  KaTeX in its global group with one shared macro table, so a definition in the first
+  cell holds in the cells below it too. ``\\def`` rather than ``\\newcommand``: KaTeX refuses
+  ``\\newcommand`` for a macro it already knows (``\\N``, ``\\R``) or one that an
+  earlier render of the cell defined.
 
     python scripts/sync_macros.py           # rewrite the cells after editing _config.yml
     python scripts/sync_macros.py --check   # exit 1 if a notebook is out of date
@@ -19,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from pathlib import Path
 
 import nbformat
@@ -27,9 +36,10 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 CELL_ID = "tex-macros"
 TAGS = ["remove-cell"]
-HEADER = ("<!-- The book's TeX macros, for Jupyter, Colab and VS Code (the HTML book takes "
-          "them from _config.yml and drops this cell). Written by scripts/sync_macros.py "
-          "from _config.yml: edit them there. -->")
+NOTE = ("The book's TeX macros, for JupyterLab with jupyterlab-myst (this front matter) "
+        "and for Jupyter, Colab and VS Code (the definitions below it); the HTML book "
+        "takes them from _config.yml and drops this cell. Written by "
+        "scripts/sync_macros.py from _config.yml: edit them there.")
 
 
 def config_macros(config: Path = ROOT / "_config.yml") -> dict[str, tuple[str, int]]:
@@ -43,12 +53,21 @@ def config_macros(config: Path = ROOT / "_config.yml") -> dict[str, tuple[str, i
 
 
 def macro_cell_source(macros: dict[str, tuple[str, int]]) -> str:
-    """The markdown of the macro cell: one ``$\\def...$`` per macro."""
-    lines = [HEADER, ""]
+    """The markdown of the macro cell: the front matter for jupyterlab-myst, hidden from
+    other renderers in an HTML comment, then one ``$\\def...$`` per macro."""
+    lines = ["---", "<!--: >-"]
+    lines += textwrap.wrap(NOTE, width=86, initial_indent="  ", subsequent_indent="  ")
+    lines.append("math:")
+    for name, (body, _n_args) in macros.items():      # KaTeX counts the #1, #2 itself
+        quoted = body.replace("'", "''")
+        lines.append(f"  '\\{name}': '{quoted}'")
+    lines += ["---", "<!-- -->", ""]
     for name, (body, n_args) in macros.items():
         params = "".join(f"#{i}" for i in range(1, n_args + 1))
         lines.append(f"$\\def\\{name}{params}{{{body}}}$")
-    return "\n".join(lines)
+    source = "\n".join(lines)
+    assert "-->" not in source.split("<!-- -->")[0], "the front matter holds -->"
+    return source
 
 
 def chapter_notebooks() -> list[Path]:
