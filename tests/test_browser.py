@@ -456,10 +456,12 @@ def _check_links(page_url: str, hrefs: list[str], base: str) -> list[str]:
 
 
 def _visit(
-    chromium, book_url: str, page_id: str, mode: str, width: int = DESKTOP, shot: str = ""
+    chromium, book_url: str, page_id: str, mode: str, width: int = DESKTOP, shot: str = "",
+    extra_js: str = "",
 ) -> tuple[list[str], list[str], dict]:
     """Open one page in one colour scheme at one viewport width; return
-    (problems, hrefs, layout measurements)."""
+    (problems, hrefs, layout measurements). ``extra_js``, a function evaluated in the
+    page after the layout was measured, adds its result as ``layout["extra"]``."""
     problems: list[str] = []
     layout: dict = {}
     context = chromium.new_context(
@@ -559,6 +561,8 @@ def _visit(
 
         hrefs = page.evaluate(_LINKS_JS)
         layout = page.evaluate(_LAYOUT_JS)
+        if extra_js:
+            layout["extra"] = page.evaluate(extra_js)
         page.wait_for_timeout(300)  # let late console messages arrive
         if shot:
             SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
