@@ -1,0 +1,106 @@
+"""The instructor's kit: grading the solutions gives full marks, an untouched student
+notebook zero on every question, and one wrong answer costs exactly that question's points.
+
+Chapter 2 is the quickest to execute; the kit and the three gradings take about 40 s."""
+import csv
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+import course_kit  # noqa: E402
+
+CHAPTER = "02_reparameterization"
+QUESTIONS = ["ex-reparam-1", "ex-reparam-2", "ex-reparam-4"]
+WRONG = "ex-reparam-4"
+GAUSSIAN_SAMPLER = ("\ndef laplace_sample(u, mu, b):   # a Gaussian, not a Laplace\n"
+                    "    return mu + b * torch.special.ndtri(u)\n")
+
+pytest.importorskip("otter")
+
+
+def test_every_checked_exercise_has_a_hidden_test_and_a_question():
+    for path in sorted((ROOT / "book").glob("0[1-7]_*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        labels = [q["label"] for q in course_kit.questions(nb)]
+        assert set(labels) <= set(course_kit.HIDDEN), path.name
+        master = course_kit.master_notebook(nb)
+        begins = [c.source for c in master.cells if c.cell_type == "raw"
+                  and c.source.startswith("# BEGIN QUESTION")]
+        assert len(begins) == len(labels), path.name
+        # the chapter itself is untouched by building its master
+        assert [q["label"] for q in course_kit.questions(nb)] == labels
+    assert len(course_kit.HIDDEN) == 15
+
+
+def test_grading_full_zero_and_one_wrong(tmp_path):
+    kit, subs = tmp_path / "kit", tmp_path / "submissions"
+    assert course_kit.build(kit, [CHAPTER], verify=False) == 0
+    assert {p.name for p in (kit / "student").iterdir()} == {f"{CHAPTER}.ipynb"}
+    subs.mkdir()
+    solutions = nbformat.read(kit / "solutions" / f"{CHAPTER}.ipynb", as_version=4)
+    nbformat.write(solutions, subs / "alice.ipynb")                      # every answer right
+    (subs / "bob").mkdir()                                              # the untouched copy
+    (subs / "bob" / f"{CHAPTER}.ipynb").write_bytes(
+        (kit / "student" / f"{CHAPTER}.ipynb").read_bytes())
+    q = next(q for q in course_kit.questions(solutions) if q["label"] == WRONG)
+    solutions.cells[q["solution"]].source += GAUSSIAN_SAMPLER               # one wrong answer
+    nbformat.write(solutions, subs / "carol.ipynb")
+
+    out = tmp_path / "grades.csv"
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "course_kit.py"), "grade",
+                           CHAPTER, str(subs), "--kit", str(kit), "--csv", str(out),
+                           "--jobs", "2"], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = {r["student"]: r for r in csv.DictReader(out.open())}
+    assert set(rows) == {"alice", "bob", "carol"}
+    points = course_kit.POINTS
+    for question in QUESTIONS:
+        assert float(rows["alice"][question]) == points
+        assert float(rows["bob"][question]) == 0
+        assert float(rows["carol"][question]) == (0 if question == WRONG else points)
+    assert float(rows["alice"]["total"]) == float(rows["alice"]["possible"]) == 3 * points
+    assert float(rows["bob"]["total"]) == 0
+    assert float(rows["carol"]["total"]) == 2 * points
+
+
+GUIDE = ROOT / "book" / "instructors_guide.md"
+READING = re.compile(r"(?:Reading time(?: for this preface)?:|\*\*Time:\*\*) (about \d+ minutes)")
+RUNNING = re.compile(r"\*\*Running time:\*\* (about [\d.]+ \w+) cold on a 2-core laptop CPU "
+                     r"\((about [\d.]+ \w+) while another program keeps both cores busy\); "
+                     r"(about [\d.]+ \w+) with `LVAE_FAST=1`")
+
+
+def _opening(chapter: str) -> str:
+    nb = nbformat.read(ROOT / "book" / f"{chapter}.ipynb", as_version=4)
+    text = next(c.source for c in nb.cells if c.cell_type == "markdown"
+                and re.search(r"^# ", c.source, re.M))
+    return " ".join(text.split())
+
+
+def test_the_guide_states_the_times_the_chapters_state():
+    rows = re.findall(r"^\| \{doc\}`(\w+)` \| (.*) \|$", GUIDE.read_text(), re.M)
+    timed = [(c, [x.strip() for x in cells.split("|")]) for c, cells in rows
+             if "about" in cells]
+    assert len(timed) == 10
+    for chapter, cells in timed:
+        opening = _opening(chapter)
+        stated = READING.findall(opening)[:1] + list(next(iter(RUNNING.findall(opening)), ()))
+        assert [c for c in cells if c] == stated, chapter
+
+
+def test_the_guide_lists_every_exercise_with_its_points():
+    table = dict(re.findall(r"^\| \{numref\}`(ex-[\w-]+)` \| .* \| (\w+) \|$",
+                            GUIDE.read_text(), re.M))
+    for path in sorted((ROOT / "book").glob("0[1-7]_*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        checked = {q["label"] for q in course_kit.questions(nb)}
+        for row in course_kit.exercise_rows(path.stem, nb):
+            label = row["exercise"]
+            assert table.get(label) == (str(course_kit.POINTS) if label in checked
+                                        else "hand"), label
