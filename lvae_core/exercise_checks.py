@@ -92,8 +92,13 @@ def _gauss_var(fn, mu: float, sigma: float) -> float:
     return _gauss_expect(lambda z: fn(z) ** 2, mu, sigma) - _gauss_expect(fn, mu, sigma) ** 2
 
 
+def _off(value: float, expected: float) -> str:
+    """Which way an answer is off, without giving the expected value away."""
+    return "too high" if value > expected else "too low"
+
+
 def _relative_misses(answers: Mapping, expected: Mapping, rtol: float) -> list[str]:
-    return [f"{name}: yours {answers[name]:.4g}, expected about {value:.4g}"
+    return [f"{name}: yours {answers[name]:.4g} is {_off(answers[name], value)}"
             for name, value in expected.items()
             if abs(answers[name] - value) > rtol * abs(value)]
 
@@ -129,7 +134,7 @@ def elbo_split(elbo_split, log_px, q, posterior):
         return False, (f"yours {value:.4f} is above log p(x) = {as_number(log_px):.4f}: an ELBO "
                        "never is. Hint: is the KL subtracted, not added?")
     if abs(value - exact) > 0.05:
-        return False, (f"yours {value:.4f}, the ELBO is {exact:.4f}. Hint: log p(x | z) is "
+        return False, (f"yours {value:.4f} is {_off(value, exact)}. Hint: log p(x | z) is "
                        "log p(x, z) - log p(z) with p(z) = N(0, I), averaged over z ~ q; "
                        "the KL is to the prior N(0, I), not to the posterior.")
     return True, f"{value:.4f} agrees with the exact ELBO {exact:.4f} within sampling error."
@@ -151,7 +156,7 @@ def diagonal_gap(gap_found, post_cov):
     if abs(value - exact) > 1e-3:
         hint = ("the optimiser may not have converged (try torch.optim.LBFGS, or more Adam "
                 "steps)" if value > exact else "check the sign and the log p(x) you subtract")
-        return False, f"yours {value:.5f}, expected {exact:.5f}. Hint: {hint}."
+        return False, f"yours {value:.5f} is {_off(value, exact)}. Hint: {hint}."
     return True, f"{value:.5f} nats = -log(1 - rho^2)/2, the approximation gap."
 
 
@@ -282,8 +287,7 @@ def units_above(n_above, model, x, threshold: float = 0.01):
     low, high = int((kl > 1.2 * threshold).sum()), int((kl > threshold / 1.2).sum())
     value = as_number(n_above)
     if not low <= value <= high:
-        expected = str(low) if low == high else f"{low} to {high}"
-        return False, (f"yours {value:g}, expected {expected}. Hint: count the units u of "
+        return False, (f"yours {value:g} is {_off(value, low)}. Hint: count the units of "
                        "lv.kl_per_unit(model, x)[0] with KL above 0.01 nats.")
     return True, f"{value:g} of {kl.numel()} units carry more than {threshold:g} nats."
 
@@ -324,7 +328,9 @@ def activity_counts(counts, model, x):
         return False, "a higher threshold can never count more units: check the order."
     expected = active_units(model, torch.as_tensor(x))
     if rows[1e-2] != expected:
-        return False, (f"at 0.01 yours {rows[1e-2]}, lv.active_units gives {expected}. "
+        off = [f"z{i + 1} {_off(c, e)}" for i, (c, e) in enumerate(zip(rows[1e-2], expected))
+               if c != e]
+        return False, (f"at 0.01 some counts differ from lv.active_units ({', '.join(off)}). "
                        "Hint: count the units with lv.unit_activity(...)[i] > threshold.")
     return True, "the counts are consistent and match lv.active_units at 0.01."
 
@@ -340,9 +346,12 @@ def chain_posterior(post, var_z1: float = 0.5, var_x: float = 0.1):
     if value.shape != (2, 2):
         return False, f"expected a 2 x 2 matrix, got shape {value.shape}."
     if not np.allclose(value, exact, atol=1e-4):
-        return False, (f"yours {np.round(value, 4).tolist()}, expected "
-                       f"{np.round(exact, 4).tolist()}. Hint: the joint covariance of "
-                       "(z1, z2, x), then Sigma_zz - Sigma_zx Sigma_xx^-1 Sigma_xz.")
+        names = ("Var z1", "Cov z1 z2", "Cov z1 z2", "Var z2")
+        off = sorted({f"{n} {_off(v, e)}" for n, v, e in zip(names, value.ravel(), exact.ravel())
+                      if abs(v - e) > 1e-4})
+        return False, (f"not the posterior covariance ({', '.join(off)}). Hint: the joint "
+                       "covariance of (z1, z2, x), then Sigma_zz - Sigma_zx Sigma_xx^-1 "
+                       "Sigma_xz.")
     corr = exact[0, 1] / math.sqrt(exact[0, 0] * exact[1, 1])
     return True, (f"correlation {corr:.3f}: z1 and z2 stay dependent given x, which a "
                   "factorized q(z1 | x) q(z2 | x) cannot express.")
@@ -357,7 +366,7 @@ def weight_variance(var_ratio, scale: float = 3.0, dim: int = 5):
     exact = (scale / math.sqrt(2 * scale - 1)) ** dim - 1
     value = as_number(var_ratio)
     if abs(value - exact) > 0.25 * exact:
-        return False, (f"yours {value:.3f}, expected about {exact:.3f}. Hint: w / p(x) = "
+        return False, (f"yours {value:.3f} is {_off(value, exact)}. Hint: w / p(x) = "
                        "exp(log w - log p(x)) has mean 1; take the variance of many such "
                        "ratios (100,000 or more: the ratios are heavy-tailed).")
     return True, f"{value:.3f}, close to the exact {exact:.3f} (c/sqrt(2c-1))^d - 1."
@@ -373,7 +382,7 @@ def ess_by_dimension(fractions, dims=(1, 2, 5, 10, 20), scale: float = 1.5):
         return False, "ESS / k lies in (0, 1]: ESS = (sum w)^2 / sum w^2 is between 1 and k."
     # ESS / k -> 1 / E_q[(w / p(x))^2] = (sqrt(2c - 1) / c)^d as k grows
     expected = [(math.sqrt(2 * scale - 1) / scale) ** d for d in dims]
-    misses = [f"d = {d}: yours {v:.3f}, expected about {e:.3f}"
+    misses = [f"d = {d}: yours {v:.3f} is {_off(v, e)}"
               for d, v, e in zip(dims, values, expected) if abs(v - e) > 0.1 * e + 0.02]
     if misses:
         return False, ("; ".join(misses) + ". Hint: use q_var_scale=1.5 and k = 1000, and "

@@ -55,7 +55,8 @@ def test_grading_full_zero_and_one_wrong(tmp_path):
     out = tmp_path / "grades.csv"
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "course_kit.py"), "grade",
                            CHAPTER, str(subs), "--kit", str(kit), "--csv", str(out),
-                           "--jobs", "2"], capture_output=True, text=True, cwd=tmp_path)
+                           "--jobs", "2"], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=400)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = {r["student"]: r for r in csv.DictReader(out.open())}
     assert set(rows) == {"alice", "bob", "carol"}
