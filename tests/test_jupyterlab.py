@@ -167,6 +167,21 @@ def test_the_book_extra_brings_the_myst_renderer():
     assert "jupyterlab_myst" in (ROOT / "scripts" / "jupyter.sh").read_text(encoding="utf8")
 
 
+def test_the_myst_verdict():
+    """What the MyST scan's findings fail on: raw MyST, markdown rendered without
+    jupyterlab-myst, unknown directives other than glue; citations shown as keys and
+    unresolved references are counted, not failed on."""
+    clean = {"rendered": 3, "myst": 3, "raw": [],
+             "unknown": ["cell 4: glue:figure (unknown directive)"],
+             "unresolved": ["cell 5: fig-x"], "citations": ["cell 2: kingma2014auto"]}
+    assert _myst_problems(clean, 3) == []
+    assert len(_myst_problems({**clean, "raw": ["cell 2: ...{doc}..."]}, 3)) == 1
+    assert len(_myst_problems({**clean, "myst": 0}, 3)) == 1
+    assert len(_myst_problems({**clean, "rendered": 2, "myst": 2}, 3)) == 1
+    unknown = {**clean, "unknown": ["cell 4: margin (unknown directive)"]}
+    assert "margin" in _myst_problems(unknown, 3)[0]
+
+
 def _guarded(tree: ast.AST) -> list[int]:
     """Line numbers of ipywidgets imports not inside a ``try`` that catches ImportError."""
     bad = []
