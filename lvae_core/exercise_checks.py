@@ -216,8 +216,8 @@ def laplace_sampler(laplace_sample, mu: float = 1.0, b: float = 0.5, n: int = 20
     if not ks < 1.95 / math.sqrt(n):
         return False, (f"the samples do not follow Laplace({law.loc:g}, {law.scale:g}): KS "
                        f"statistic {ks:.3f} "
-                       f"> {1.95 / math.sqrt(n):.3f}. Hint: below the median "
-                       "F^-1(u) = mu + b log(2u), above it mu - b log(2 - 2u).")
+                       f"> {1.95 / math.sqrt(n):.3f}. Hint: solve F(t) = u separately for "
+                       "u < 1/2 (then t < mu) and u >= 1/2.")
     if not bool((torch.diff(z.detach()[torch.argsort(u)]) >= 0).all()):
         return False, ("the samples have the right law, but z does not increase with u: "
                        "invert the CDF, so that each u maps to its own quantile.")
