@@ -10,9 +10,11 @@
 #
 #   bash scripts/semisupervised_runs.sh           # two lanes in the background, one thread each
 #   LANES=1 bash scripts/semisupervised_runs.sh   # the M2 lane only
+#   bash scripts/semisupervised_runs.sh --stash   # copy the partial checkpoints into $OUT/resume/
 #
 # A finished run is skipped; an interrupted one continues from its last checkpoint (every 5
-# epochs) in the checkpoint cache. Logs: $LOGS/.
+# epochs) in the checkpoint cache ($LVAE_CACHE_DIR/semisupervised). On a machine without
+# that cache, the script first copies back what --stash kept. Logs: $LOGS/.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -21,6 +23,20 @@ EPOCHS=${EPOCHS:-300}
 PATIENCE=${PATIENCE:-30}
 LOGS=${LOGS:-$OUT/logs}
 PY="$PWD/.venv/bin/python"
+CACHE="$("$PY" -c 'from lvae_core.data import cache_dir; print(cache_dir())')/semisupervised"
+RESUME="$OUT/resume/semisupervised"
+
+if [[ "${1:-}" == "--stash" ]]; then
+  mkdir -p "$RESUME"
+  n=0
+  for f in "$CACHE"/*.partial.pt; do [[ -e "$f" ]] && cp -p "$f" "$RESUME/" && n=$((n + 1)); done
+  echo "stashed $n partial checkpoints in $RESUME/"
+  exit 0
+fi
+if [[ -d "$RESUME" ]]; then    # copy back, never over a newer checkpoint in the cache
+  mkdir -p "$CACHE"
+  cp -pu "$RESUME"/*.partial.pt "$CACHE/" 2>/dev/null || true
+fi
 
 one() {  # one METHOD LABELS DRAW [extra arguments]: a run at one thread, lowest priority
   local method=$1 labels=$2 draw=$3
