@@ -45,7 +45,7 @@ LVAE_THREADS=auto run_step "notebooks (nbval-lax)" \
   "$PY" -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=900 \
         -p no:cacheprovider book/
 run_step "book build (fast, -W)" bash scripts/build_book.sh --skip-setup
-run_step "unit + browser tests" "$PY" -m pytest tests/
+run_step "unit + browser tests" "$PY" -m pytest --durations=15 tests/
 
 echo
 echo "================================================================ summary"
