@@ -2,6 +2,7 @@
 notebook zero on every question, and one wrong answer costs exactly that question's points.
 
 Chapter 2 is the quickest to execute; the kit and the three gradings take about 40 s."""
+import ast
 import csv
 import re
 import subprocess
@@ -105,3 +106,16 @@ def test_the_guide_lists_every_exercise_with_its_points():
             label = row["exercise"]
             assert table.get(label) == (str(course_kit.POINTS) if label in checked
                                         else "hand"), label
+
+
+def test_each_exercise_cell_starts_its_answer_as_not_attempted():
+    """The exercise cell sets the checked names to `...`, so that the check cell of an
+    untouched notebook says "not attempted" instead of raising a NameError."""
+    for path in sorted((ROOT / "book").glob("0[1-7]_*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        for q in course_kit.questions(nb):
+            exercise = nb.cells[q["exercise"]].source
+            args = ast.parse(q["call"]).body[0].value.args
+            answers = [a.id for a in args[:2 if q["label"] == "ex-04-2" else 1]]
+            line = f"{', '.join(answers)} = {', '.join(['...'] * len(answers))}"
+            assert line in exercise, (path.name, q["label"], line)
