@@ -1,5 +1,5 @@
 """Figures the book uses again and again. Every function draws on a matplotlib Axes
-(or makes a figure) and returns it; nothing is saved here, and only ``show`` shows.
+(or makes a figure) and returns it; only ``show`` shows (and, when asked, saves for slides).
 
 Figures have a white background so that they read well in the book's light and dark themes.
 They are drawn for the book's text column: ``WIDTH`` inches wide at 100 dpi is the column's
@@ -8,6 +8,9 @@ the size set here (at least 10 pt). In Jupyter they are sent at twice that densi
 high-resolution screens, the same size on the page).
 """
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -34,8 +37,12 @@ def book_style() -> None:
 def show(fig, name: str | None = None) -> None:
     """Show ``fig`` below the cell and close it. With ``name``, the figure is also recorded
     for the book under that name (myst-nb's ``glue``), where a ``{glue:figure}`` directive
-    shows it with a number and a caption; without myst-nb (Colab) it is only shown."""
+    shows it with a number and a caption; without myst-nb (Colab) it is only shown. With
+    ``name`` and the environment variable ``LVAE_FIGURE_DIR`` set, it is also saved there as
+    ``<name>.png`` at ``LVAE_FIGURE_DPI`` dots per inch (default 240, about 1,700 pixels
+    across a column-wide figure: slide resolution) and as ``<name>.svg``."""
     import matplotlib.pyplot as plt
+    _save_for_slides(fig, name)
     glue = None
     if name is not None:
         try:
@@ -48,6 +55,17 @@ def show(fig, name: str | None = None) -> None:
         from IPython.display import display
         display(fig)
     plt.close(fig)
+
+
+def _save_for_slides(fig, name: str | None) -> None:
+    folder = os.environ.get("LVAE_FIGURE_DIR")
+    if not folder or name is None:
+        return
+    dpi = float(os.environ.get("LVAE_FIGURE_DPI", "240"))
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out / f"{name}.png", dpi=dpi, bbox_inches="tight")
+    fig.savefig(out / f"{name}.svg", bbox_inches="tight")
 
 
 def _new_ax(ax, figsize=(5, 4)):

@@ -2,6 +2,7 @@
 
     python scripts/course_kit.py build [--out course_kit] [--verify] [CHAPTER ...]
     python scripts/course_kit.py grade CHAPTER SUBMISSIONS [--kit course_kit] [--csv FILE]
+    python scripts/course_kit.py figures [--out course_kit] [--fast] [--dpi 240] [CHAPTER ...]
 
 ``build`` writes, for every chapter of ``book/``:
 
@@ -26,6 +27,11 @@ student, or ``<student>/<chapter>.ipynb``) with the chapter's autograder, locall
 run``'s grader, without Docker or a server), and writes one CSV row per student: the points
 of each question, the total and the maximum. It grades in fast mode (``LVAE_FAST=1``, the
 checks hold in both modes) unless ``--full``; ``--jobs N`` grades N notebooks at once.
+
+``figures`` executes the chapters (default mode, so the figures are the book's; ``--fast``
+for a quick look) with ``LVAE_FIGURE_DIR`` set, so that every numbered figure is saved at
+slide resolution into ``figures/<chapter>/<name>.png`` (and ``.svg``), ``<name>`` being the
+label a chapter refers to it by (``lv.plotting.show``).
 """
 from __future__ import annotations
 
@@ -316,6 +322,29 @@ def grade(chapter: str, folder: Path, kit: Path, out: Path | None, full: bool,
     return 0
 
 
+def figures(out: Path, chapters: list[str], fast: bool, dpi: float) -> int:
+    import nbformat
+    from nbclient import NotebookClient
+    sys.path.insert(0, str(ROOT / "book" / "_ext"))
+    import kernel_wait   # the book build's bounded wait for a new kernel's first reply
+    kernel_wait.install()
+    os.environ.setdefault("JUPYTER_PREFER_ENV_PATH", "1")
+    os.environ["LVAE_FIGURE_DPI"] = str(dpi)
+    if fast:
+        os.environ["LVAE_FAST"] = "1"
+    names = chapters or [p.stem for p in sorted((ROOT / "book").glob("*.ipynb"))]
+    for name in names:
+        folder = out / "figures" / name
+        os.environ["LVAE_FIGURE_DIR"] = str(folder)
+        t = time.perf_counter()
+        nb = nbformat.read(ROOT / "book" / f"{name}.ipynb", as_version=4)
+        NotebookClient(nb, timeout=1800, kernel_name="python3",
+                       resources={"metadata": {"path": str(ROOT / "book")}}).execute()
+        saved = sorted(folder.glob("*.png")) if folder.is_dir() else []
+        print(f"{name}: {len(saved)} figures in {folder} ({time.perf_counter() - t:.0f} s)")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -331,7 +360,14 @@ def main(argv=None) -> int:
     g.add_argument("--csv", type=Path, default=None, help="default: grades-CHAPTER.csv")
     g.add_argument("--full", action="store_true", help="run the notebooks in full mode")
     g.add_argument("--jobs", type=int, default=1, help="notebooks graded at once")
+    f = sub.add_parser("figures", help="the chapters' figures at slide resolution")
+    f.add_argument("chapters", nargs="*", help="chapter names (default: all)")
+    f.add_argument("--out", type=Path, default=ROOT / "course_kit")
+    f.add_argument("--fast", action="store_true", help="run the chapters in fast mode")
+    f.add_argument("--dpi", type=float, default=240)
     args = parser.parse_args(argv)
+    if args.command == "figures":
+        return figures(args.out, args.chapters, args.fast, args.dpi)
     if args.command == "build":
         if args.verify:
             _grade_env(False, 1)

@@ -3,6 +3,7 @@
 #   bash scripts/course_kit.sh                       # build course_kit/ for every chapter
 #   bash scripts/course_kit.sh build --verify 01_elbo  # one chapter; grade its solutions too
 #   bash scripts/course_kit.sh grade 01_elbo submissions/   # -> grades-01_elbo.csv
+#   bash scripts/course_kit.sh figures               # every figure at slide resolution
 # Needs otter-grader (in requirements.txt; or pip install "lvae_core[course]").
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
