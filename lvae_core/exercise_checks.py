@@ -437,8 +437,41 @@ def nll_by_k(nll_by_k, model=None, x=None):
                   f"(k = {ks[-1]}) nats, as -L_k must on average.")
 
 
+# Chapter 8: semi-supervised learning
+
+@_check("ex-ss-2", "`exact_grad`, the gradient of the mean U over x_u with respect to A")
+def unlabelled_gradient(exact_grad, x, A, L, eps: float = 1e-6):
+    """exact_grad is a (D, C) tensor: the gradient of the mean of U(x) over the rows of x,
+    U(x) = sum_y q(y|x) (L(x, y) - log q(y|x)), q = softmax(x @ A), with respect to A."""
+    x, A, L = (torch.as_tensor(t, dtype=torch.float64) for t in (x, A, L))
+    grad = torch.as_tensor(exact_grad).detach().double()
+    if tuple(grad.shape) != tuple(A.shape):
+        return False, (f"the gradient has shape {tuple(grad.shape)}; it must have A's, "
+                       f"{tuple(A.shape)}.")
+
+    def mean_u(a):   # the definition of U, evaluated; the gradient comes from differences
+        log_q = torch.log_softmax(x @ a, -1)
+        return float((log_q.exp() * (L - log_q)).sum(-1).mean())
+
+    numeric = torch.zeros_like(A)
+    for i in range(A.shape[0]):
+        for j in range(A.shape[1]):
+            step = torch.zeros_like(A)
+            step[i, j] = eps
+            numeric[i, j] = (mean_u(A + step) - mean_u(A - step)) / (2 * eps)
+    error = float((grad - numeric).norm() / numeric.norm())
+    if error > 1e-4:
+        return False, (f"yours is {error:.2g} of the gradient's size away from central "
+                       "finite differences of the mean U. Hint: U sums over the classes "
+                       "q(y|x) (L(x, y) - log q(y|x)); let autograd differentiate that sum, "
+                       "with nothing detached, and average over the images.")
+    return True, (f"your gradient agrees with finite differences of the mean U "
+                  f"(relative difference {error:.1g}).")
+
+
 CHECKS = {c.exercise: c for c in (
     jensen_gap, elbo_split, diagonal_gap, baseline_variances, cosine_variances,
     laplace_sampler, amortization_gap, units_above, elbo_from_pieces, activity_counts,
-    chain_posterior, weight_variance, ess_by_dimension, normalising_constant, nll_by_k)}
+    chain_posterior, weight_variance, ess_by_dimension, normalising_constant, nll_by_k,
+    unlabelled_gradient)}
 """Every check, by the label of its exercise."""

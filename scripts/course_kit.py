@@ -79,6 +79,8 @@ HIDDEN = {
     "ex-05-4": "checks.as_number(fractions[0]) > checks.as_number(fractions[-1])",
     "ex-06-1": "any(tuple(map(float, p)) == (1.5, 0.5, -1.0, 2.0) for p in integrals)",
     "ex-07-1": "all(checks.as_number(v) > 0 for v in nll_by_k.values())",
+    "ex-ss-2": "bool(torch.isfinite(torch.as_tensor(exact_grad)).all()) "
+               "and float(torch.as_tensor(exact_grad).abs().sum()) > 0",
 }
 IMPORTED = {"checks", "math", "np", "torch"}
 CONFIG = """# ASSIGNMENT CONFIG

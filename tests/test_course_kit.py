@@ -26,7 +26,7 @@ pytest.importorskip("otter")
 
 
 def test_every_checked_exercise_has_a_hidden_test_and_a_question():
-    for path in sorted((ROOT / "book").glob("0[1-7]_*.ipynb")):
+    for path in sorted((ROOT / "book").glob("0[1-8]_*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         labels = [q["label"] for q in course_kit.questions(nb)]
         assert set(labels) <= set(course_kit.HIDDEN), path.name
@@ -36,7 +36,7 @@ def test_every_checked_exercise_has_a_hidden_test_and_a_question():
         assert len(begins) == len(labels), path.name
         # the chapter itself is untouched by building its master
         assert [q["label"] for q in course_kit.questions(nb)] == labels
-    assert len(course_kit.HIDDEN) == 15
+    assert len(course_kit.HIDDEN) == 16
 
 
 def test_grading_full_zero_and_one_wrong(tmp_path):
@@ -99,7 +99,7 @@ def test_the_guide_states_the_times_the_chapters_state():
 def test_the_guide_lists_every_exercise_with_its_points():
     table = dict(re.findall(r"^\| \{numref\}`(ex-[\w-]+)` \| .* \| (\w+) \|$",
                             GUIDE.read_text(), re.M))
-    for path in sorted((ROOT / "book").glob("0[1-7]_*.ipynb")):
+    for path in sorted((ROOT / "book").glob("0[1-8]_*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         checked = {q["label"] for q in course_kit.questions(nb)}
         for row in course_kit.exercise_rows(path.stem, nb):
@@ -111,7 +111,7 @@ def test_the_guide_lists_every_exercise_with_its_points():
 def test_each_exercise_cell_starts_its_answer_as_not_attempted():
     """The exercise cell sets the checked names to `...`, so that the check cell of an
     untouched notebook says "not attempted" instead of raising a NameError."""
-    for path in sorted((ROOT / "book").glob("0[1-7]_*.ipynb")):
+    for path in sorted((ROOT / "book").glob("0[1-8]_*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         for q in course_kit.questions(nb):
             exercise = nb.cells[q["exercise"]].source

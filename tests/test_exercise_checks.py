@@ -38,7 +38,9 @@ def test_a_malformed_answer_is_wrong_not_an_error(garbage):
              checks.weight_variance(garbage), checks.ess_by_dimension(garbage),
              checks.normalising_constant(garbage), checks.nll_by_k(garbage),
              checks.units_above(garbage, model, torch.zeros(4, 12)),
-             checks.amortization_gap(garbage, model, torch.zeros(4, 12))]
+             checks.amortization_gap(garbage, model, torch.zeros(4, 12)),
+             checks.unlabelled_gradient(garbage, torch.zeros(3, 2), torch.zeros(2, 3),
+                                        torch.zeros(3, 3))]
     for feedback in calls:
         assert feedback.status in ("wrong", "correct"), feedback
     assert _status(checks.jensen_gap(garbage)) == "wrong"
@@ -260,3 +262,22 @@ def test_nll_by_k(small_hierarchy, small_data):
     assert _status(checks.nll_by_k({k: v + 5 for k, v in right.items()},
                                    small_hierarchy, x)) == "wrong"
     assert _status(checks.nll_by_k({1: 3.0, 10: 2.0})) == "wrong"
+
+
+def test_unlabelled_gradient():
+    """Against an analytic gradient: dU/da_c = q_c (L_c - log q_c - U) per image (the
+    chapter's Exercise 8.1), chained through the logits x @ A."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(50, 4, generator=g, dtype=torch.float64)
+    A = torch.randn(4, 3, generator=g, dtype=torch.float64)
+    L = torch.randn(50, 3, generator=g, dtype=torch.float64) - 5
+    log_q = torch.log_softmax(x @ A, -1)
+    q = log_q.exp()
+    U = (q * (L - log_q)).sum(-1, keepdim=True)
+    right = x.T @ (q * (L - log_q - U)) / len(x)
+    assert checks.unlabelled_gradient(right, x, A, L)
+    # dropping the gradient through q's weights leaves only the entropy's: wrong
+    entropy_only = x.T @ (q * (-log_q - (-(q * log_q).sum(-1, keepdim=True)))) / len(x)
+    assert _status(checks.unlabelled_gradient(entropy_only, x, A, L)) == "wrong"
+    assert _status(checks.unlabelled_gradient(right * 50, x, A, L)) == "wrong"   # a sum
+    assert _status(checks.unlabelled_gradient(right.T, x, A, L)) == "wrong"      # shape
