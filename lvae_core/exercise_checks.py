@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import math
+import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -34,8 +35,9 @@ class Feedback:
     def __bool__(self) -> bool:
         return self.status == CORRECT
 
-    def __repr__(self) -> str:
-        return f"{self.exercise}: {self.status}. {self.message}"
+    def __repr__(self) -> str:   # wrapped to fit the book's output column
+        return textwrap.fill(f"{self.exercise}: {self.status}. {self.message}", width=80,
+                             break_long_words=False, break_on_hyphens=False)
 
     __str__ = __repr__
 
