@@ -589,13 +589,8 @@ def _record_command(out: Path) -> None:
     """Append this command line to ``<out>/commands.txt`` (once), for ``results.md``."""
     import shlex
     import sys
-    line = "python -m lvae_core " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    path = out / "commands.txt"
-    known = path.read_text().splitlines() if path.is_file() else []
-    if line not in known:
-        out.mkdir(parents=True, exist_ok=True)
-        with path.open("a") as f:
-            f.write(line + "\n")
+    from .runtime import record_command
+    record_command(out, "python -m lvae_core " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
 
 
 def main(args) -> int:

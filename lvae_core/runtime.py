@@ -49,6 +49,17 @@ def seeded(seed: int | None, device="cpu"):
         yield
 
 
+def record_command(out, line: str) -> None:
+    """Append the command ``line`` to ``<out>/commands.txt`` unless it is there already (the
+    results folders' record of how each run was made)."""
+    path = Path(out) / "commands.txt"
+    known = path.read_text().splitlines() if path.is_file() else []
+    if line not in known:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as f:
+            f.write(line + "\n")
+
+
 def atomic_write(path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then move it onto ``path`` in one
     step: a reader sees the old file or the new one, never half of one (an interrupted write

@@ -61,7 +61,7 @@ import numpy as np
 import torch
 
 from . import checkpoints as ckpt
-from .runtime import atomic_write
+from .runtime import atomic_write, record_command
 from .semisupervised import M2, Classifier, error_rate
 from .semisupervised_train import (N_VALID, M1Features, SSConfig, estimate_epoch_seconds,
                                    fit_classifier, fit_logistic, fit_m2, split)
@@ -475,13 +475,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _record_command(out: Path, argv) -> None:
-    line = "python -m lvae_core.semisupervised_runs " + " ".join(shlex.quote(a) for a in argv)
-    path = out / "commands.txt"
-    known = path.read_text().splitlines() if path.is_file() else []
-    if line not in known:
-        out.mkdir(parents=True, exist_ok=True)
-        with path.open("a") as f:
-            f.write(line + "\n")
+    record_command(out, "python -m lvae_core.semisupervised_runs "
+                   + " ".join(shlex.quote(a) for a in argv))
 
 
 def main(argv=None) -> int:
