@@ -26,9 +26,7 @@ fast book).
 from __future__ import annotations
 
 import argparse
-import functools
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -36,15 +34,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from test_browser import (  # noqa: E402 - the browser test's page visit, reused as is
-    CHROMIUM,
-    CHROMIUM_ARGS,
     DESKTOP,
     HTML_DIR,
     PAGES,
     PHONE,
-    _QuietHandler,
-    _Server,
     _visit,
+    served_browser,
 )
 
 # Runs after the browser test's own layout measurement (_LAYOUT_JS) in the same page.
@@ -220,32 +215,16 @@ def _details(extra: dict) -> list[str]:
 
 def measure(html_dir: Path, pages: list[str], views: list[tuple[str, int]],
             details: bool) -> None:
-    from playwright.sync_api import sync_playwright
-
-    handler = functools.partial(_QuietHandler, directory=str(html_dir))
-    server = _Server(("127.0.0.1", 0), handler)                 # port 0: a free port
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_address[1]}/"
     results: dict[tuple[str, int], dict[str, dict]] = {}
     t0 = time.monotonic()
-    try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-                                         headless=True,
-                                         ignore_default_args=["--hide-scrollbars"])
-            try:
-                for mode, width in views:
-                    for page_id in pages:
-                        problems, _, layout = _visit(browser, base, page_id, mode,
-                                                     width, extra_js=_OVERFLOW_JS)
-                        if "extra" not in layout:
-                            raise RuntimeError(f"{page_id} did not load: {problems}")
-                        results.setdefault((mode, width), {})[page_id] = layout["extra"]
-            finally:
-                browser.close()
-    finally:
-        server.shutdown()
-        server.server_close()
+    with served_browser(html_dir) as (browser, base):
+        for mode, width in views:
+            for page_id in pages:
+                problems, _, layout = _visit(browser, base, page_id, mode,
+                                             width, extra_js=_OVERFLOW_JS)
+                if "extra" not in layout:
+                    raise RuntimeError(f"{page_id} did not load: {problems}")
+                results.setdefault((mode, width), {})[page_id] = layout["extra"]
 
     name = max(len(p) for p in pages) + 2
     for (mode, width), per_page in results.items():

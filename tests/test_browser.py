@@ -42,6 +42,7 @@ Environment: ``LVAE_CHROMIUM`` overrides the browser executable.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import os
@@ -711,35 +712,42 @@ def test_built_html_loads_nothing_from_the_network():
 # --------------------------------------------------------------------------- counts
 
 
-def _print_counts(html_dir: Path) -> None:
-    """Print the layout counts of every page at both widths (no assertion)."""
+@contextlib.contextmanager
+def served_browser(html_dir: Path):
+    """The built book served on 127.0.0.1 at a free port, and chromium:
+    ``(browser, base URL)``; both are stopped on exit."""
     from playwright.sync_api import sync_playwright
 
     handler = functools.partial(_QuietHandler, directory=str(html_dir))
-    server = _Server(("127.0.0.1", 0), handler)
+    server = _Server(("127.0.0.1", 0), handler)                 # port 0: a free port
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_address[1]}/"
-    totals: dict[tuple[int, str], int] = {}
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
                                          headless=True,
                                          ignore_default_args=["--hide-scrollbars"])
             try:
-                for width in (DESKTOP, PHONE):
-                    print(f"\n{width} px")
-                    for page_id in PAGES:
-                        _, _, layout = _visit(browser, base, page_id, "light", width)
-                        counts = _layout_counts(layout)
-                        for key, value in counts.items():
-                            totals[(width, key)] = totals.get((width, key), 0) + value
-                        shown = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
-                        print(f"  {page_id:<28} {shown or '-'}")
+                yield browser, f"http://127.0.0.1:{server.server_address[1]}/"
             finally:
                 browser.close()
     finally:
         server.shutdown()
         server.server_close()
+
+
+def _print_counts(html_dir: Path) -> None:
+    """Print the layout counts of every page at both widths (no assertion)."""
+    totals: dict[tuple[int, str], int] = {}
+    with served_browser(html_dir) as (browser, base):
+        for width in (DESKTOP, PHONE):
+            print(f"\n{width} px")
+            for page_id in PAGES:
+                _, _, layout = _visit(browser, base, page_id, "light", width)
+                counts = _layout_counts(layout)
+                for key, value in counts.items():
+                    totals[(width, key)] = totals.get((width, key), 0) + value
+                shown = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
+                print(f"  {page_id:<28} {shown or '-'}")
     keys = list(_layout_counts({"equations": [], "outputs": [], "figures": [], "code": [],
                                 "tables": [], "dollars": []}))
     print(f"\n{'total':<22}{DESKTOP:>8}{PHONE:>8}")
