@@ -26,9 +26,15 @@ fits its text column (measured with the browser's layout, see ``_LAYOUT_JS``):
 * no table (in an output or in the text) runs the text of neighbouring cells together,
   or is cut;
 * no raw ``$`` is left in the text.
+* at 1280 px no table, output or inline formula is wider than its box (``_OVERFLOW_JS``,
+  measured with the solutions open), and no inline formula needs a line of its own;
+  at 390 px a wider table scrolls with a scrollbar and a fading edge, an inline formula
+  wider than the line scrolls on a line of its own (``book/_static/lvae-layout.js``), none
+  is cut; at neither width does the page scroll sideways.
 
 It saves full-page screenshots to ``_build/screenshots/<page>-<mode>.png``
-(``light``, ``dark`` at 1280 px, ``phone`` at 390 px).
+(``light``, ``dark`` at 1280 px, ``phone`` at 390 px; solutions open in ``light`` and
+``phone``).
 
 ``python tests/test_browser.py [HTML_DIR]`` prints the layout counts (cut
 equations, cut outputs, small figures, ...) of every page at both widths
@@ -390,6 +396,166 @@ _LAYOUT_JS = r"""
 """
 
 
+# What does not fit its box, beyond _LAYOUT_JS: run after it in the same page (it opens the
+# solutions, so the page is not the same afterwards). Per page: tables wider than the box that
+# shows them, other outputs wider than theirs, inline formulas that run past their paragraph or
+# are cut (drawn outside every box that could show them), and how far the page itself scrolls
+# sideways. Used by the layout rules below and by benchmarks/measure_overflow.py.
+_OVERFLOW_JS = r"""
+async () => {
+  const TOL = 1.5;
+  const article = document.querySelector('article.bd-article')
+               || document.querySelector('main') || document.body;
+  // Open the solutions (sphinx-togglebutton hides a dropdown admonition's body).
+  article.querySelectorAll('.admonition.toggle-hidden')
+         .forEach(el => el.classList.remove('toggle-hidden'));
+  // Two frames: the page's resize observers (lvae-layout.js) see the opened boxes.
+  for (let i = 0; i < 2; i++) await new Promise(done => requestAnimationFrame(done));
+  const col = article.getBoundingClientRect();
+  const text = el => {
+    const c = el.cloneNode(true);
+    c.querySelectorAll('script, style, button, mjx-assistive-mml')
+     .forEach(x => x.remove());
+    return c.textContent.replace(/\s+/g, ' ').trim().slice(0, 60);
+  };
+  const style = el => getComputedStyle(el);
+  // The heading of the section an element is in ("3.9.1. Warm-up").
+  const section = el => {
+    for (let s = el.closest('section'); s; s = s.parentElement.closest('section')) {
+      const h = s.querySelector(':scope > h1, :scope > h2, :scope > h3');
+      if (h) {
+        return h.textContent.replace(/[#¶]/g, '').replace(/\s+/g, ' ').trim()
+                        .slice(0, 48);
+      }
+    }
+    return '';
+  };
+  // The nearest ancestor that clips its content sideways (hidden, clip, auto, scroll).
+  const clipper = el => {
+    for (let e = el.parentElement; e && e !== document.documentElement;
+         e = e.parentElement) {
+      if (style(e).overflowX !== 'visible') return e;
+    }
+    return null;
+  };
+  // The part of the window that an element's ancestors let it draw in, sideways, and
+  // the ancestor that ends it on the right ("div.admonition, overflow hidden").
+  const visibleSpan = el => {
+    let left = 0, right = document.documentElement.clientWidth, by = 'the window';
+    for (let e = el.parentElement; e && e !== document.documentElement;
+         e = e.parentElement) {
+      const s = style(e);
+      if (s.overflowX === 'visible') continue;
+      const l = e.getBoundingClientRect().left + (parseFloat(s.borderLeftWidth) || 0);
+      left = Math.max(left, l);
+      if (l + e.clientWidth < right) {
+        right = l + e.clientWidth;
+        const cls = (e.className && typeof e.className === 'string')
+                    ? '.' + e.className.trim().split(/\s+/)[0] : '';
+        by = `${e.tagName.toLowerCase()}${cls}, overflow ${s.overflowX}`;
+      }
+    }
+    return {left, right, by};
+  };
+  const scrollsVisibly = e => {
+    const s = style(e);
+    const borders = (parseFloat(s.borderTopWidth) || 0)
+                  + (parseFloat(s.borderBottomWidth) || 0);
+    return (s.overflowX === 'auto' || s.overflowX === 'scroll')
+        && s.scrollbarWidth !== 'none'
+        && e.offsetHeight - e.clientHeight - borders >= 3;
+  };
+
+  // Tables, in outputs and in the text: the table against the box it is drawn in.
+  const tables = [];
+  for (const t of article.querySelectorAll('table')) {
+    const r = t.getBoundingClientRect();
+    if (!r.width) continue;                       // inside a closed box
+    const box = clipper(t);
+    const inColumn = box && box.getBoundingClientRect().width <= col.width + TOL;
+    const boxLeft = inColumn ? box.getBoundingClientRect().left - box.scrollLeft
+                             : col.left;
+    const boxWidth = inColumn ? box.clientWidth : col.width;
+    const hidden = Math.round(Math.max(0, r.left + r.width - (boxLeft + boxWidth)));
+    if (hidden <= TOL) continue;
+    const head = t.querySelector('thead') || t.rows[0];
+    // A cue beside the scrollbar: the box fades out where more is hidden (lvae.css).
+    const mask = box ? (style(box).maskImage || style(box).webkitMaskImage || 'none')
+                     : 'none';
+    tables.push({hidden, width: Math.round(r.width), box: Math.round(boxWidth),
+                 output: !!t.closest('.cell_output, .output'),
+                 scrollbar: !!(box && inColumn && scrollsVisibly(box)),
+                 cue: mask !== 'none',
+                 section: section(t), text: head ? text(head) : text(t)});
+  }
+
+  // Other outputs: every output area without a table, measured by its widest part.
+  const outputs = [];
+  for (const o of article.querySelectorAll('div.cell_output > *')) {
+    const r = o.getBoundingClientRect();
+    if (!r.width || o.querySelector('table')) continue;
+    let hidden = 0, scrollbar = false, kind = 'html';
+    if (o.querySelector('pre')) kind = 'text';
+    else if (o.querySelector('.widget-subarea, .jupyter-widgets')) kind = 'widget';
+    else if (o.querySelector('img, svg')) kind = 'image';
+    for (const e of [o, ...o.querySelectorAll('*')]) {
+      const s = style(e);
+      if (s.overflowX !== 'visible' && e.scrollWidth > e.clientWidth + TOL) {
+        hidden = Math.max(hidden, e.scrollWidth - e.clientWidth);
+        scrollbar = scrollbar || scrollsVisibly(e);
+      }
+      const er = e.getBoundingClientRect();
+      if (er.width) hidden = Math.max(hidden, er.right - col.right);
+    }
+    hidden = Math.round(hidden);
+    if (hidden > TOL) {
+      outputs.push({hidden, kind, scrollbar, section: section(o), text: text(o)});
+    }
+  }
+
+  // Inline formulas (display equations are the browser test's), outside tables and
+  // outputs: against the block they sit in, and against what their ancestors show.
+  const inline = [];
+  for (const m of article.querySelectorAll('mjx-container:not([display="true"])')) {
+    if (m.closest('table, .cell_output, mjx-container mjx-container')) continue;
+    const r = m.getBoundingClientRect();
+    if (!r.width) continue;
+    let block = m.parentElement;
+    while (block && block !== article && /^inline/.test(style(block).display)) {
+      block = block.parentElement;
+    }
+    const b = block.getBoundingClientRect();
+    const right = b.right - (parseFloat(style(block).paddingRight) || 0);
+    const over = Math.round(r.right - right);
+    const span = visibleSpan(m);
+    const cut = Math.round(Math.max(r.right - span.right, span.left - r.left, 0));
+    if (over > TOL || cut > TOL) {
+      const tex = m.querySelector('mjx-assistive-mml');
+      inline.push({over: Math.max(over, 0), cut: cut > TOL ? cut : 0, by: span.by,
+                   scrolls: false,
+                   width: Math.round(r.width), section: section(m),
+                   text: (tex ? tex.textContent : text(m)).trim().slice(0, 50)});
+    }
+  }
+
+  // Formulas wider than their line that lvae-layout.js set on a line of their own, where
+  // they scroll: fine on a phone, not at a desktop width.
+  for (const m of article.querySelectorAll('mjx-container.lvae-wide-math')) {
+    if (m.closest('table, .cell_output') || !m.getBoundingClientRect().width) continue;
+    const tex = m.querySelector('mjx-assistive-mml');
+    inline.push({over: 0, cut: 0, by: '', scrolls: true,
+                 width: Math.round(m.querySelector('mjx-math').getBoundingClientRect().width),
+                 section: section(m),
+                 text: (tex ? tex.textContent : text(m)).trim().slice(0, 50)});
+  }
+
+  const page = document.documentElement;
+  return {column: Math.round(col.width), tables, outputs, inline,
+          pageScroll: Math.max(0, page.scrollWidth - page.clientWidth)};
+}
+"""
+
+
 # Chinese (CJK) characters in the text must be covered by the book's own font, so that
 # they render on a machine without a CJK font: ask for the faces of "Noto Sans SC"
 # that the page's characters need, then check that loaded faces cover every one.
@@ -625,6 +791,36 @@ def _layout_problems(layout: dict, width: int) -> list[str]:
             problems.append(f"table with {t['crowded']} crowded cells ({t['state']}): "
                             f"{t['sample']!r}")
     problems += [f"raw '$' in the text: ...{d!r}..." for d in layout["dollars"]]
+    if "extra" in layout:
+        problems += _overflow_problems(layout["extra"], desktop)
+    return problems
+
+
+def _overflow_problems(extra: dict, desktop: bool) -> list[str]:
+    """What ``_OVERFLOW_JS`` found that the rules forbid: at a desktop width every table,
+    output and inline formula fits its box (no formula scrolls on a line of its own); at
+    any width no inline formula is cut, a table wider than its box scrolls with a
+    scrollbar and a fading edge, and the page itself does not scroll sideways."""
+    problems = []
+    for t in extra["tables"]:
+        if desktop or not (t["scrollbar"] and t["cue"]):
+            how = ("scrolls" if t["scrollbar"] else "cut") + (", fades" if t["cue"] else "")
+            problems.append(f"table wider than its box ({t['width']} px in {t['box']} px, "
+                            f"{t['hidden']} px hidden, {how}) in {t['section']!r}: "
+                            f"{t['text']!r}")
+    if desktop:
+        for o in extra["outputs"]:
+            problems.append(f"{o['kind']} output wider than its box ({o['hidden']} px "
+                            f"hidden) in {o['section']!r}: {o['text']!r}")
+    for f in extra["inline"]:
+        if f["cut"] or (desktop and (f["over"] or f["scrolls"])):
+            how = (f"{f['cut']} px cut by {f['by']}" if f["cut"] else
+                   "scrolls on a line of its own" if f["scrolls"] else
+                   f"{f['over']} px past its paragraph")
+            problems.append(f"inline formula ({f['width']} px) {how} in {f['section']!r}: "
+                            f"{f['text']!r}")
+    if extra["pageScroll"]:
+        problems.append(f"the page scrolls sideways by {extra['pageScroll']} px")
     return problems
 
 
@@ -634,7 +830,8 @@ def test_page_renders_offline_without_errors(chromium, book_url, page_id):
     hrefs: list[str] = []
     for mode, width, shot in (("light", DESKTOP, "light"), ("dark", DESKTOP, "dark"),
                               ("light", PHONE, "phone")):
-        found, hrefs, layout = _visit(chromium, book_url, page_id, mode, width, shot)
+        found, hrefs, layout = _visit(chromium, book_url, page_id, mode, width, shot,
+                                      extra_js=_OVERFLOW_JS if mode == "light" else "")
         if mode == "light":  # the layout does not depend on the colour scheme
             found += _layout_problems(layout, width)
         problems += [f"[{mode} {width}px] {p}" for p in found]
@@ -669,6 +866,46 @@ def test_the_layout_checks_flag_planted_defects(chromium):
     assert [round(f["ratio"], 2) for f in layout["figures"]] == [0.25]
     assert [t["crowded"] for t in layout["tables"]] == [3, 1, 0]
     assert len(layout["dollars"]) == 1
+
+
+def test_the_overflow_checks_flag_planted_defects(chromium):
+    """``_OVERFLOW_JS`` and the rules on it, in a page made for them, with the book's
+    ``lvae-layout.js`` and ``lvae.css``: a table wider than its output box scrolls and fades
+    (fine on a phone, not at a desktop width), a table that fits is not counted, printed text
+    wider than its box is, an inline formula wider than its line gets a line of its own and
+    scrolls, one pushed out of a clipped paragraph is cut, and the page scrolls sideways."""
+    static = ROOT / "book" / "_static"
+    page = chromium.new_page(viewport={"width": 800, "height": 600})
+    wide_math = '<mjx-container><mjx-math style="display: inline-block; width: {}px">' \
+                "</mjx-math></mjx-container>"
+    try:
+        page.set_content(f"""<html><body><div class="bd-content">
+          <article class="bd-article" style="width: 600px">
+          <section><h2>Planted</h2>
+          <div class="cell_output"><div class="output text_html">
+            <table><tr>{"<td>12345.678</td>" * 40}</tr></table></div></div>
+          <div class="cell_output"><div class="output text_html">
+            <table><tr><td>1.5</td><td>2.5</td></tr></table></div></div>
+          <div class="cell_output"><div class="output text_plain">
+            <pre style="overflow-x: auto">{"y" * 300}</pre></div></div>
+          <p>before {wide_math.format(900)} after</p>
+          <p style="white-space: nowrap; overflow: hidden; width: 300px">{"word " * 80}
+            {wide_math.format(40)}</p>
+          <div style="width: 1000px">wider than the window</div>
+          </section></article></div></body></html>""")
+        page.add_style_tag(path=str(static / "lvae.css"))
+        page.add_script_tag(path=str(static / "lvae-layout.js"))
+        extra = page.evaluate(_OVERFLOW_JS)
+    finally:
+        page.close()
+    assert [(t["scrollbar"], t["cue"]) for t in extra["tables"]] == [(True, True)]
+    assert [o["kind"] for o in extra["outputs"]] == ["text"]
+    assert [(f["scrolls"], f["cut"] > 0) for f in extra["inline"]] == [(False, True),
+                                                                       (True, False)]
+    assert extra["pageScroll"] > 100
+    desktop, phone = _overflow_problems(extra, True), _overflow_problems(extra, False)
+    assert [p.split(" ")[0] for p in desktop] == ["table", "text", "inline", "inline", "the"]
+    assert [p.split(" ")[0] for p in phone] == ["inline", "the"]
 
 
 # --------------------------------------------------------------------------- static checks
