@@ -144,7 +144,7 @@ def kl_heatmap(kl_units, ax=None, title: str | None = None, vmax: float | None =
         for y in bounds:
             ax.axhline(y - 0.5, color="white", lw=0.8)
         ax.set_xlabel("epoch")
-        ax.set_ylabel("unit (layers from z1 down to zL)")
+        ax.set_ylabel(r"unit (layers $z_1$ … $z_L$, top down)")
     else:
         width = max(len(u) for u in kl_units)
         matrix = np.full((width, len(kl_units)), np.nan)
@@ -152,7 +152,7 @@ def kl_heatmap(kl_units, ax=None, title: str | None = None, vmax: float | None =
             matrix[:len(u), i] = np.asarray(torch.as_tensor(u).cpu())
         im = ax.imshow(matrix, aspect="auto", cmap="magma", vmin=0, vmax=vmax,
                        interpolation="nearest")
-        ax.set_xticks(range(len(kl_units)), [f"z{i + 1}" for i in range(len(kl_units))])
+        ax.set_xticks(range(len(kl_units)), [f"$z_{{{i + 1}}}$" for i in range(len(kl_units))])
         ax.set_ylabel("unit")
     ax.grid(False)
     plt.colorbar(im, ax=ax, label="KL (nats)")
