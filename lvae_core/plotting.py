@@ -110,20 +110,23 @@ def scatter_by_label(embedding, labels, ax=None, title: str | None = None, legen
 
 
 def pca_layers(embeddings, labels, axes=None, title_prefix: str = ""):
-    """One PCA scatter per latent layer from ``analysis.pca_embedding``; returns the axes."""
+    """One PCA scatter per latent layer from ``analysis.pca_embedding``; returns the axes.
+    The legend of the labels sits below the last panel, where it covers no point."""
     import matplotlib.pyplot as plt
     if axes is None:
         _, axes = plt.subplots(1, len(embeddings), figsize=(3.2 * len(embeddings), 3.2),
                                squeeze=False)
         axes = axes[0]
     for i, ((emb, ratio), ax) in enumerate(zip(embeddings, axes)):
-        scatter_by_label(emb, labels, ax=ax, legend=(i == len(embeddings) - 1))
+        scatter_by_label(emb, labels, ax=ax, legend=False)
         share = 100 * ratio[:2].sum()
         ax.set_title(f"{title_prefix}$z_{i + 1}$: {share:.0f} % of the variance")
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_xlabel("PC 1")
         ax.set_ylabel("PC 2")
+    ax.legend(markerscale=3, ncol=5, frameon=False, loc="upper center",
+              bbox_to_anchor=(0.5, -0.12), handletextpad=0.1, columnspacing=0.8)
     return axes
 
 
