@@ -12,7 +12,8 @@ page it checks that
   MathJax error nodes, no undefined macros);
 * every image has loaded;
 * every internal link points to a page that exists (HTTP 200);
-* Chinese characters are covered by the book's own font (Noto Sans SC, vendored);
+* Chinese characters are covered by the book's own font (Noto Sans SC, vendored), and
+  drawn with it (an ideograph one em wide, not an empty box);
 
 and, at a desktop width (1280 px) and a phone width (390 px), that the page
 fits its text column (measured with the browser's layout, see ``_LAYOUT_JS``):
@@ -577,7 +578,29 @@ async () => {
     }
   }
   const missing = chars.filter(c => !ranges.some(([lo, hi]) => c.codePointAt(0) >= lo && c.codePointAt(0) <= hi));
-  return {chars: chars.length, faces: faces.length, missing: missing.slice(0, 10)};
+  // Drawn, not only covered: an ideograph of Noto Sans SC is one em wide, the empty box a
+  // browser draws for a character that no loaded font has is narrower. Measured once the
+  // page's fonts have loaded and the page has set its text again (lvae-layout.js).
+  await document.fonts.ready;
+  await new Promise(done => setTimeout(done, 200));
+  const boxes = [];
+  const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const node = walker.currentNode;
+    if (!node.parentElement || node.parentElement.closest('mjx-assistive-mml, script, style')) continue;
+    const em = parseFloat(getComputedStyle(node.parentElement).fontSize);
+    for (const m of node.data.matchAll(/[\u4e00-\u9fff]/g)) {
+      const range = document.createRange();
+      range.setStart(node, m.index);
+      range.setEnd(node, m.index + 1);
+      const width = range.getBoundingClientRect().width;
+      if (width && Math.abs(width - em) > 0.5) {
+        boxes.push(`${m[0]} in ${JSON.stringify(node.data.trim().slice(0, 20))}`);
+      }
+    }
+  }
+  return {chars: chars.length, faces: faces.length, missing: missing.slice(0, 10),
+          boxes: boxes.slice(0, 10)};
 }
 """
 
@@ -725,6 +748,9 @@ def _visit(
         if cjk["missing"] or (cjk["chars"] and not cjk["faces"]):
             problems.append(f"{cjk['chars']} Chinese characters, not covered by the book's "
                             f"font (Noto Sans SC): {cjk['missing']}")
+        if cjk.get("boxes"):
+            problems.append(f"Chinese characters drawn as empty boxes (narrower than one em, "
+                            f"not from Noto Sans SC): {cjk['boxes']}")
 
         hrefs = page.evaluate(_LINKS_JS)
         layout = page.evaluate(_LAYOUT_JS)

@@ -14,6 +14,10 @@
  *    inline formulas) fades out on the side where more is hidden: the classes
  *    lvae-more-left and lvae-more-right, kept up to date when it scrolls or is resized.
  *    Touch screens hide scrollbars until one scrolls; the fade says "more this way".
+ * 4. Chinese text (the glossary) on a machine without a CJK font is drawn with the book's
+ *    Noto Sans SC, whose slices load only for the characters a page shows. Chromium keeps
+ *    the empty boxes it drew for text laid out before its slice had loaded; such text is
+ *    set again once the page's fonts have loaded.
  */
 (function () {
   "use strict";
@@ -155,7 +159,30 @@
     })();
   }
 
+  // ---- Chinese text -------------------------------------------------------------------
+  var CJK = /[\u3400-\u9fff\uf900-\ufaff]/;
+
+  function redrawChinese() {
+    var root = document.querySelector(".bd-content") || document.body;
+    var walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+    var nodes = [];
+    while (walker.nextNode()) {
+      if (CJK.test(walker.currentNode.data)) nodes.push(walker.currentNode);
+    }
+    nodes.forEach(function (node) {
+      node.parentNode.replaceChild(document.createTextNode(node.data), node);
+    });
+  }
+
+  function watchFonts() {
+    if (!document.fonts || !document.fonts.addEventListener) return;
+    if (!CJK.test(document.body.textContent)) return;
+    document.fonts.addEventListener("loadingdone", redrawChinese);
+    document.fonts.ready.then(redrawChinese);
+  }
+
   function run() {
+    watchFonts();
     setUpFigures();
     watchTables();
     whenTypeset(setUpInlineMath);
