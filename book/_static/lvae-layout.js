@@ -10,11 +10,13 @@
  *    line of its own, as wide as the text, and scrolls sideways there instead of running
  *    out of its paragraph. The check runs again when the text is resized or a closed box
  *    (a solution) is opened.
- * 3. Every box that scrolls sideways (printed tables, tables of the text, figures, wide
+ * 3. A printed table wider than its box lets its row labels break between words, then
+ *    narrows the padding of its cells (see fitTable).
+ * 4. Every box that scrolls sideways (printed tables, tables of the text, figures, wide
  *    inline formulas) fades out on the side where more is hidden: the classes
  *    lvae-more-left and lvae-more-right, kept up to date when it scrolls or is resized.
  *    Touch screens hide scrollbars until one scrolls; the fade says "more this way".
- * 4. Chinese text (the glossary) on a machine without a CJK font is drawn with the book's
+ * 5. Chinese text (the glossary) on a machine without a CJK font is drawn with the book's
  *    Noto Sans SC, whose slices load only for the characters a page shows. Chromium keeps
  *    the empty boxes it drew for text laid out before its slice had loaded; such text is
  *    set again once the page's fonts have loaded.
@@ -38,7 +40,13 @@
   var watched = typeof WeakSet === "function" ? new WeakSet() : null;
   var cueObserver = typeof ResizeObserver === "function"
     ? new ResizeObserver(function (entries) {
-        entries.forEach(function (entry) { updateCue(entry.target); });
+        entries.forEach(function (entry) {
+          // A table's box resized or shown (a solution opened): fit the table again.
+          var table = entry.target.matches("div.cell_output div.output")
+            ? entry.target.querySelector("table") : null;
+          if (table) fitTable(table);
+          updateCue(entry.target);
+        });
       })
     : null;
 
@@ -50,7 +58,33 @@
     updateCue(box);
   }
 
+  // ---- printed tables ---------------------------------------------------------------
+  // A printed table wider than its box first lets its row labels break between words
+  // (column names always may, lvae.css), then narrows the padding of its cells; numbers
+  // and run names ("lvae-L5-bn-wu") stay whole, the font keeps its size. What is still too
+  // wide scrolls, with the fade of the scroll cues.
+  function fitTable(table) {
+    var box = table.closest("div.output") || table.parentElement;
+    if (!box.clientWidth) return;                     // inside a closed box
+    table.classList.remove("lvae-wrap-labels", "lvae-compact");
+    if (table.offsetWidth <= box.clientWidth + 1) return;
+    table.classList.add("lvae-wrap-labels");
+    if (table.offsetWidth <= box.clientWidth + 1) return;
+    table.classList.add("lvae-compact");
+  }
+
+  function fitTables() {
+    var tables = document.querySelectorAll(".bd-content div.cell_output table");
+    Array.prototype.forEach.call(tables, function (table) {
+      Array.prototype.forEach.call(table.querySelectorAll("tbody th"), function (th) {
+        if (/\S\s+\S/.test(th.textContent.trim())) th.classList.add("lvae-words");
+      });
+      fitTable(table);
+    });
+  }
+
   function watchTables() {
+    fitTables();
     var boxes = document.querySelectorAll(
       ".bd-content div.cell_output div.output.text_html, " +
       ".bd-content div.pst-scrollable-table-container"
