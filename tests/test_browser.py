@@ -897,11 +897,15 @@ def test_the_layout_checks_flag_planted_defects(chromium):
 def test_the_overflow_checks_flag_planted_defects(chromium):
     """``_OVERFLOW_JS`` and the rules on it, in a page made for them, with the book's
     ``lvae-layout.js`` and ``lvae.css``: a table wider than its output box scrolls and fades
-    (fine on a phone, not at a desktop width), a table that fits is not counted, printed text
+    (fine on a phone, not at a desktop width), a table that fits is not counted, nor one that
+    fits once its row labels break between words, a figure wider than the text keeps its
+    natural width in a box that scrolls, printed text
     wider than its box is, an inline formula wider than its line gets a line of its own and
     scrolls, one pushed out of a clipped paragraph is cut, and the page scrolls sideways."""
     static = ROOT / "book" / "_static"
     page = chromium.new_page(viewport={"width": 800, "height": 600})
+    svg = ("data:image/svg+xml;utf8,<svg xmlns='http://www.w3.org/2000/svg' "
+           "width='700' height='40'/>")
     wide_math = '<mjx-container><mjx-math style="display: inline-block; width: {}px">' \
                 "</mjx-math></mjx-container>"
     try:
@@ -912,6 +916,10 @@ def test_the_overflow_checks_flag_planted_defects(chromium):
             <table><tr>{"<td>12345.678</td>" * 40}</tr></table></div></div>
           <div class="cell_output"><div class="output text_html">
             <table><tr><td>1.5</td><td>2.5</td></tr></table></div></div>
+          <div class="cell_output"><div class="output text_html"><table><tbody><tr>
+            <th>{"a row label of several words " * 4}</th><td>1.5</td></tr></tbody>
+            </table></div></div>
+          <figure><img src="{svg}"></figure>
           <div class="cell_output"><div class="output text_plain">
             <pre style="overflow-x: auto">{"y" * 300}</pre></div></div>
           <p>before {wide_math.format(900)} after</p>
@@ -921,9 +929,14 @@ def test_the_overflow_checks_flag_planted_defects(chromium):
           </section></article></div></body></html>""")
         page.add_style_tag(path=str(static / "lvae.css"))
         page.add_script_tag(path=str(static / "lvae-layout.js"))
+        page.wait_for_timeout(100)
+        layout = page.evaluate(_LAYOUT_JS)
         extra = page.evaluate(_OVERFLOW_JS)
     finally:
         page.close()
+    # The figure keeps its natural width (wider than the text) and scrolls in its box.
+    assert [(round(f["ratio"], 2), f["cut"]) for f in layout["figures"]] == [(1.0, False)]
+    # The long row labels break between words, the table fits; the numbers do not fit.
     assert [(t["scrollbar"], t["cue"]) for t in extra["tables"]] == [(True, True)]
     assert [o["kind"] for o in extra["outputs"]] == ["text"]
     assert [(f["scrolls"], f["cut"] > 0) for f in extra["inline"]] == [(False, True),
