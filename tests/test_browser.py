@@ -909,8 +909,8 @@ def test_the_overflow_checks_flag_planted_defects(chromium):
     wide_math = '<mjx-container><mjx-math style="display: inline-block; width: {}px">' \
                 "</mjx-math></mjx-container>"
     try:
-        page.set_content(f"""<html><body><div class="bd-content">
-          <article class="bd-article" style="width: 600px">
+        page.set_content(f"""<html><head><style>img {{ max-width: 100%; }}</style></head>
+          <body><div class="bd-content"><article class="bd-article" style="width: 600px">
           <section><h2>Planted</h2>
           <div class="cell_output"><div class="output text_html">
             <table><tr>{"<td>12345.678</td>" * 40}</tr></table></div></div>
