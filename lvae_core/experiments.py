@@ -21,7 +21,7 @@ import time
 
 from .configs import LVAE_HIDDEN, LVAE_LATENT, TrainConfig, sonderby2016
 from .data import Dataset, load_dataset
-from .models import LatentVariableModel
+from .models import LatentVariableModel, build_model
 from .settings import pick
 from .train import fit
 
@@ -53,7 +53,7 @@ def make_model(kind: str = "hvae", n_layers: int = 5, seed: int = 0) -> LatentVa
     """An untrained ``"hvae"`` or ``"lvae"`` (or ``"vae"`` with ``n_layers=1``) with the
     paper's widths, initialised from ``seed``. Built with the same seed, a HierarchicalVAE
     and a LadderVAE have identical generative parameters (the generative model is built first)."""
-    return sonderby2016(kind, n_layers).build(seed)
+    return build_model(sonderby2016(kind, n_layers), seed=seed)
 
 
 def train(kind: str = "hvae", n_layers: int = 5, data: Dataset | None = None, *,

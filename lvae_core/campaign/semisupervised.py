@@ -1,10 +1,10 @@
 """Semi-supervised runs (Kingma et al., 2014) and their table: supervised-only, M1 + logistic
 regression, M2 and M1+M2, for several label counts and labelled draws.
 
-    python -m lvae_core.semisupervised_runs --data fashion-mnist --labels 100 --draw 0 \\
+    python -m lvae_core.campaign.semisupervised --data fashion-mnist --labels 100 --draw 0 \\
         --method m2 --epochs 300 --out results/semisupervised-fashion-mnist
-    python -m lvae_core.semisupervised_runs --labels 100,1000 --draw 0,1,2 --method all --list
-    python -m lvae_core.semisupervised_runs --merge --out results/semisupervised-fashion-mnist
+    python -m lvae_core.campaign.semisupervised --labels 100,1000 --draw 0,1,2 --method all --list
+    python -m lvae_core.campaign.semisupervised --merge --out results/semisupervised-fashion-mnist
 
 A run is named ``<method>-n<labels>-d<draw>``; draw d draws the labelled subset with seed d
 (``semisupervised_train.balanced_labels``) and trains with seed d. It writes
@@ -50,7 +50,6 @@ reached 27.1 % (100 labels, epoch 4) and 19.2 % (1,000 labels, epoch 18). A larg
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import shlex
 import sys
@@ -60,10 +59,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import checkpoints as ckpt
-from .runtime import atomic_write, record_command
-from .semisupervised import M2, Classifier, error_rate
-from .semisupervised_train import (N_VALID, M1Features, SSConfig, estimate_epoch_seconds,
+from .. import checkpoints as ckpt
+from ..results import Results, write_json
+from ..runtime import record_command
+from ..semisupervised import M2, Classifier, error_rate
+from ..semisupervised_train import (N_VALID, M1Features, SSConfig, estimate_epoch_seconds,
                                    fit_classifier, fit_logistic, fit_m2, split)
 
 METHODS = ("supervised", "m1-logreg", "m2", "m1m2")
@@ -93,10 +93,6 @@ def run_name(method: str, n_labels: int, draw: int) -> str:
     return f"{method}-n{n_labels}-d{draw}"
 
 
-def write_json(obj, path) -> Path:
-    return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2)))
-
-
 def _alphas(rows) -> str:
     """How the runs in ``rows`` set alpha, in words."""
     chosen = sorted({(r["n_labels"], r["alpha"]) for r in rows
@@ -114,7 +110,7 @@ def _check_method(method: str) -> None:
 
 def load_m1(path):
     """The M1 model (any ``lvae_core`` checkpoint), in eval mode on the CPU."""
-    from .reproduce import load_shipped
+    from ..checkpoints import load_checkpoint as load_shipped
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no M1 model at {path}: train an unsupervised VAE on all "
@@ -273,10 +269,11 @@ def run_all(methods, labels, draws, data, out, *, force=False, **options) -> lis
     for n_labels in labels:
         for draw in draws:
             for method in methods:
-                path = Path(out) / "runs" / f"{run_name(method, n_labels, draw)}.json"
-                if path.is_file() and not force:
-                    print(f"{path.stem}: done, skipped", flush=True)
-                    results.append(json.loads(path.read_text()))
+                name = run_name(method, n_labels, draw)
+                done = Results(out).run(name)
+                if done is not None and not force:
+                    print(f"{name}: done, skipped", flush=True)
+                    results.append(done)
                     continue
                 results.append(run_one(method, data, n_labels, draw, out, **options))
                 merge(out)
@@ -287,13 +284,11 @@ def merge(out) -> dict:
     """Gather ``<out>/runs/*.json`` into ``<out>/results.json`` and ``<out>/results.md``:
     per data set, method and label count, the mean and standard deviation of the test error
     over draws (``read_results``)."""
-    out = Path(out)
     result = read_results(out)
     if not result["rows"]:
-        raise FileNotFoundError(f"no results in {out / 'runs'}; run some first")
+        raise FileNotFoundError(f"no results in {Path(out) / 'runs'}; run some first")
     result.update(published_mnist=PUBLISHED_MNIST, note=NO_FASHION_NUMBER)
-    write_json(result, out / "results.json")
-    atomic_write(out / "results.md", lambda tmp: tmp.write_text(markdown(result, out)))
+    Results(out).write_summary(result, markdown(result, out))
     return result
 
 
@@ -309,10 +304,10 @@ def markdown(result: dict, out=None) -> str:
              "training images held out; the test set is used for nothing else), mean ± "
              "standard deviation over draws of the labelled subset (draw d: labelled images "
              "and training seeded with d).", ""]
-    made = Path(out) / "commands.txt" if out is not None else None
-    if made is not None and made.is_file():
+    made = Results(out).commands() if out is not None else []
+    if made:
         lines += ["Made with:", ""]
-        lines += [f"    {line}" for line in made.read_text().splitlines() if line.strip()]
+        lines += [f"    {line}" for line in made]
         lines += [""]
     lines += ["| data | labels | method | draws | test error % | validation error % | "
               "epoch selected | train s (mean) | MNIST, published % |",
@@ -358,10 +353,7 @@ def read_results(out) -> dict:
     count, as ``merge`` gathers them, but read only: nothing is written, so a reader (the
     book's chapter) may run where ``out`` is read-only, missing, or still filling up.
     Returns ``dict(rows=[...], summary=[...])``; both are empty when there is no run yet."""
-    runs = Path(out) / "runs"
-    paths = sorted(p for p in runs.glob("*.json") if not p.name.endswith(".curve.json")) \
-        if runs.is_dir() else []
-    rows = [json.loads(p.read_text()) for p in paths]
+    rows = list(Results(out).runs().values())
     order = {m: i for i, m in enumerate(METHODS)}
     rows.sort(key=lambda r: (r["data"], r["n_labels"], order.get(r["method"], 99), r["draw"]))
     groups: dict = {}
@@ -434,7 +426,7 @@ def _methods(text: str) -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     from .data import DATASETS
-    p = argparse.ArgumentParser(prog="python -m lvae_core.semisupervised_runs",
+    p = argparse.ArgumentParser(prog="python -m lvae_core.campaign.semisupervised",
                                 description="Semi-supervised runs of Kingma et al. (2014).")
     p.add_argument("--data", choices=DATASETS, default="fashion-mnist")
     p.add_argument("--labels", type=_ints, default=[100], help="labelled images, e.g. 100,1000")
@@ -475,7 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _record_command(out: Path, argv) -> None:
-    record_command(out, "python -m lvae_core.semisupervised_runs "
+    record_command(out, "python -m lvae_core.campaign.semisupervised "
                    + " ".join(shlex.quote(a) for a in argv))
 
 
