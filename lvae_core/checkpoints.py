@@ -115,7 +115,8 @@ def save_checkpoint(model, history: dict, path) -> Path:
 
 def model_from(ckpt: dict, device=None):
     """The model a checkpoint dict describes, its parameters loaded (float16 ones, as
-    ``campaign.shipping.ship`` writes them, turned back into float32), in eval mode on ``device``."""
+    ``campaign.shipping.ship`` writes them, turned back into float32), in eval mode on
+    ``device``."""
     model = build_model(ModelConfig(ckpt["kind"], **ckpt["config"]))
     model.load_state_dict({n: (t.float() if t.is_floating_point() else t)
                            for n, t in ckpt["state_dict"].items()})

@@ -66,7 +66,7 @@ def cmd_train(args) -> int:
     train_seconds = time.perf_counter() - t0
     out = Path(args.out)
     ckpt = save_checkpoint(model, history, out.with_suffix(".pt"))
-    result = dict(model=model_config.kind, data=args.data, config=model.config,
+    result = dict(model=model_config.kind, data=args.data, config=model.config.kwargs(),
                   fit=dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                            warmup_epochs=args.warmup_epochs, k=args.k, seed=args.seed,
                            lr_schedule=args.lr_schedule),
@@ -92,7 +92,8 @@ def cmd_evaluate(args) -> int:
                          f"has {data.x_dim}")
     ev = _evaluation(model, data, args.k, max_rows=args.max_rows, seed=args.seed,
                      compiled=args.compile)
-    result = dict(checkpoint=str(args.checkpoint), data=args.data, config=model.config, **ev)
+    result = dict(checkpoint=str(args.checkpoint), data=args.data,
+                  config=model.config.kwargs(), **ev)
     print(f"test log p(x) ~ {result['test_log_likelihood']:.2f} nats (k={args.k}, "
           f"{result['n_test']} images, {result['eval_images_per_second']:.1f} images/s); "
           f"ELBO {result['test_elbo']:.2f}; active units {result['active_units']}")

@@ -146,7 +146,7 @@ def test_compiled_code_is_kept_per_model_and_released_with_it():
     import gc
     import weakref
 
-    from lvae_core.bounds import _log_weights
+    from lvae_core.likelihood import _log_weights
     from lvae_core.compiling import compiled_for
 
     a, b = lv.VAE(**SMALL), lv.VAE(**SMALL)

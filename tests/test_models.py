@@ -108,7 +108,7 @@ def test_elbo_and_iwae_bound_from_log_weights():
 def test_an_interrupted_log_likelihood_continues_to_the_same_numbers(tmp_path, monkeypatch):
     """``resume=``: stopped after some chunks, the estimate goes on from its file and returns
     exactly what one uninterrupted call returns; a different model starts afresh."""
-    from lvae_core import bounds
+    from lvae_core import likelihood as bounds
     model, x = lv.LadderVAE(**SMALL), _binary(b=9)
     kw = dict(k=30, max_rows=40, seed=0, return_elbo=True)   # 9 chunks of one image
     straight = lv.log_likelihood(model, x, **kw)

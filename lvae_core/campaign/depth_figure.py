@@ -126,7 +126,7 @@ def plot(table, full=None, axes=None, epoch: int = 300):
     (missing points left out), and the runs trained to the end (``full``: ``finals(...)``)
     with their k = 5000 test NLL. Returns the figure."""
     import matplotlib.pyplot as plt
-    from .plotting import WIDTH
+    from ..plotting import WIDTH
     if axes is None:
         fig, axes = plt.subplots(1, 3, figsize=(WIDTH, 3.0))
     fig = axes[0].figure

@@ -402,6 +402,77 @@ def paired_differences(results: dict, method: str, baseline: str = "supervised")
     return out
 
 
+# -- tables for the chapter ------------------------------------------------------------------
+
+#: How the chapter names the methods.
+NAMES = {"supervised": "supervised", "m1-logreg": "M1 + log. reg.", "m2": "M2",
+         "m1m2": "M1+M2"}
+
+
+def _cell(mean, std=None, n=None) -> str:
+    text = f"{mean:.2f}" + ("" if std is None else f" ± {std:.2f}")
+    return text + ("" if n is None else f" ({n})")
+
+
+def _summary(results: dict, method: str, n_labels: int):
+    return next((s for s in results["summary"] if s["method"] == method
+                 and s["n_labels"] == n_labels), None)
+
+
+def runs_table(results: dict):
+    """Per method and label count: the draws finished, the epochs each ran and kept, and the
+    minutes per run."""
+    import pandas as pd
+    return pd.DataFrame({f"{s['method']}, {s['n_labels']:,}": {
+        "draws": s["n"], "epochs run": "/".join(str(e) if e else "-" for e in s["epochs"]),
+        "epoch kept": "/".join("-" if e is None else str(e) for e in s["best_epoch"]),
+        "minutes per run": round(s["train_seconds_mean"] / 60, 1)}
+        for s in results["summary"]}).T.rename_axis("method, labels")
+
+
+def error_table(results: dict, labels=(100, 1000), larger: dict | None = None):
+    """Test error % per method and label count, mean ± standard deviation over draws (their
+    number in brackets), beside the paper's MNIST numbers; with ``larger`` (``read_results``
+    of the runs with ten times the paper's alpha), a row for that M2."""
+    import pandas as pd
+    table = {}
+    for method, name in NAMES.items():
+        row = {}
+        for n_l in labels:
+            s = _summary(results, method, n_l)
+            row[f"{n_l:,} labels"] = _cell(s["test_error_mean"], s["test_error_std"],
+                                           s["n"]) if s else "missing"
+            published = PUBLISHED_MNIST[n_l][PUBLISHED_COLUMN[method]]
+            row[f"MNIST {n_l:,}"] = _cell(*published) if isinstance(published, tuple) \
+                else _cell(published)
+        table[name] = row
+    if larger is not None:
+        table["M2, 10 x alpha"] = {
+            f"{n_l:,} labels": _cell(s["test_error_mean"], s["test_error_std"], s["n"])
+            if (s := _summary(larger, "m2", n_l)) else "missing" for n_l in labels}
+    table = pd.DataFrame(table).T.fillna("")
+    table.columns.name = "test error %"
+    return table
+
+
+def differences_table(results: dict, labels=(100, 1000), larger: dict | None = None):
+    """Each method's test error minus the supervised network's, draw by draw (the same
+    labelled and test images): mean ± standard error over draws (their number)."""
+    import pandas as pd
+    baseline = [r for r in results["rows"] if r["method"] == "supervised"]
+
+    def row(rows, method):
+        return {f"{d['n_labels']:,} labels": f"{d['mean']:+.2f}"
+                + ("" if d["se"] is None else f" ± {d['se']:.2f}") + f" ({len(d['draws'])})"
+                for d in paired_differences({"rows": rows + baseline}, method)}
+    diffs = {NAMES[m]: row([r for r in results["rows"] if r["method"] == m], m)
+             for m in ("m1-logreg", "m2", "m1m2")}
+    if larger is not None:
+        diffs["M2, 10 x alpha"] = row(larger["rows"], "m2")
+    return (pd.DataFrame(diffs).T.reindex(columns=[f"{n:,} labels" for n in labels])
+            .fillna("not run").rename_axis("minus supervised, points"))
+
+
 # -- command line ----------------------------------------------------------------------------
 
 def _ints(text: str) -> list[int]:
@@ -425,7 +496,7 @@ def _methods(text: str) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .data import DATASETS
+    from ..data import DATASETS
     p = argparse.ArgumentParser(prog="python -m lvae_core.campaign.semisupervised",
                                 description="Semi-supervised runs of Kingma et al. (2014).")
     p.add_argument("--data", choices=DATASETS, default="fashion-mnist")
@@ -488,7 +559,7 @@ def main(argv=None) -> int:
         return 0
     if args.threads:
         torch.set_num_threads(args.threads)
-    from .data import load_dataset
+    from ..data import load_dataset
     data = load_dataset(args.data, n_train=args.n_train)
     config = SSConfig(epochs=args.epochs, lr=args.lr, batch_unlabelled=args.batch_unlabelled,
                       batch_labelled=args.batch_labelled, alpha=args.alpha, y=args.y,
