@@ -6,7 +6,7 @@ function of the log importance weights (``bounds.py``). ``fit(model, data, Train
 trains; ``ModelConfig`` and the papers' architectures (``sonderby2016``, ``burda2016``) are in
 ``configs.py``.
 """
-from . import plotting
+from . import plotting, results
 from .analysis import (active_units, kl_per_layer, kl_per_unit, latent_samples, pca_embedding,
                        posterior_means, unit_activity)
 from .bounds import elbo, iwae_bound
