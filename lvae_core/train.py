@@ -28,7 +28,8 @@ import numpy as np
 import torch
 
 from . import checkpoints as ckpt
-from .bounds import elbo, iwae_bound, log_likelihood
+from .bounds import elbo, iwae_bound
+from .likelihood import log_likelihood
 from .checks import check_data
 from .compiling import compile_function, resolve_mode
 from .configs import TrainConfig
@@ -129,7 +130,7 @@ def fit(model: LatentVariableModel, data, config: TrainConfig, *, device=None, c
 
 
 def _check_training_data(model, train_x, config: TrainConfig) -> torch.Tensor:
-    likelihood = model.config["likelihood"]
+    likelihood = model.config.likelihood
     train_x = check_data(train_x, model.x_dim, binary=False, name="the training data")
     if likelihood == "bernoulli":
         lo, hi = train_x.min().item(), train_x.max().item()
@@ -333,13 +334,13 @@ def _epoch(run: "_Run", step: _Step, optimizer, x_all, generator, epoch: int):
     steps = math.ceil(n / b)
     order = torch.randperm(n, device=run.device, generator=generator)
     x_epoch = x_all[order]
-    if config.binarizes(model.config["likelihood"]):
+    if config.binarizes(model.config.likelihood):
         x_epoch = binarize(x_epoch, generator=generator)
     bound_sum = torch.zeros((), device=run.device)
     kl_sum = torch.zeros(sum(model.latent), device=run.device)
     for i in range(steps):
         xb = x_epoch[i * b:(i + 1) * b]
-        if xb.shape[0] < 2 and model.config["batch_norm"]:
+        if xb.shape[0] < 2 and model.config.batch_norm:
             continue  # batch norm needs two examples
         report, kl_part = step(xb, warmup_beta(epoch + i / steps, config.warmup_epochs),
                                optimizer)
