@@ -62,7 +62,7 @@ def test_cache_loads_instead_of_training(mnist5k, monkeypatch, tmp_path):
     def no_training(*args, **kwargs):
         raise AssertionError("trained again although a checkpoint of this configuration exists")
 
-    monkeypatch.setattr(train_module, "_train", no_training)
+    monkeypatch.setattr(train_module, "_train_loop", no_training)
     second = lv.LadderVAE(x_dim=784, **TINY)
     assert lv.fit(second, data, lv.TrainConfig(epochs=1), cache=tmp_path, progress=False) == history
     for a, b in zip(first.state_dict().values(), second.state_dict().values()):
