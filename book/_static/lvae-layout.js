@@ -105,8 +105,14 @@
     var frame = parent;
     if (!parent.classList.contains("lvae-figure-scroll")) {
       // Only a figure's or an output's own image gets a box of its own; an image inside
-      // other output (an animation, a widget) keeps its place.
-      if (!parent.matches("figure, div.cell_output, div.output")) return;
+      // other output (an animation) keeps its place, and the output's box scrolls.
+      if (!parent.matches("figure, div.cell_output, div.output")) {
+        img.style.setProperty("--lvae-natural-width", Math.round(naturalWidth(img)) + "px");
+        img.classList.add("lvae-natural");
+        var output = img.closest("div.cell_output");
+        if (output) watch(output);
+        return;
+      }
       frame = document.createElement("div");
       frame.className = "lvae-figure-scroll";
       parent.insertBefore(frame, img);
