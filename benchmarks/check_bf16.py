@@ -32,8 +32,8 @@ import torch
 import lvae_core as lv
 from lvae_core.comparison import paired_difference
 from lvae_core.evaluation import evaluate
-from lvae_core.grids import list_configs, schedule
-from lvae_core.reproduce import CURVE_IMAGES, CURVE_K, build
+from lvae_core.campaign import CURVE_IMAGES, CURVE_K, list_configs
+from lvae_core.models import build_model
 
 NAME = "lvae-L5-bn-wu"
 HERE = Path(__file__).resolve().parent
@@ -45,8 +45,8 @@ def train_and_score(precision: str, seed: int, epochs: int, data, out: Path,
     if path.is_file():
         return path
     config = list_configs("all", name)[0]
-    model = build(config, data.x_dim)
-    tc = schedule(config, epochs, seed=seed, compiled=True, precision=precision)
+    model = build_model(config.model)
+    tc = config.replace(epochs=epochs, seed=seed, compiled=True, precision=precision).train
     history = lv.fit(model, data, tc, checkpoint_every=5, progress=True)
     x = data.test_binary[:CURVE_IMAGES]
     t0 = time.perf_counter()

@@ -6,10 +6,11 @@ function of the log importance weights (``bounds.py``). ``fit(model, data, Train
 trains; ``ModelConfig`` and the papers' architectures (``sonderby2016``, ``burda2016``) are in
 ``configs.py``.
 """
-from . import plotting
+from . import plotting, results
 from .analysis import (active_units, kl_per_layer, kl_per_unit, latent_samples, pca_embedding,
                        posterior_means, unit_activity)
-from .bounds import elbo, iwae_bound, log_likelihood
+from .bounds import elbo, iwae_bound
+from .likelihood import log_likelihood
 from .checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from .configs import ModelConfig, TrainConfig, burda2016, sonderby2016
 from .data import DATASETS, Dataset, binarize, load_dataset

@@ -8,14 +8,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .bounds import _eval_mode
-from .runtime import device_of, seeded
+from .runtime import device_of, eval_mode, seeded
 
 
 def _traces(model, x, n_samples, chunk, seed):
     x = model.check(x)
     chunk = max(1, min(chunk, 2 ** 15 // n_samples))   # at most 2^15 sample rows at once
-    with torch.inference_mode(), _eval_mode(model), seeded(seed, device_of(model)):
+    with torch.inference_mode(), eval_mode(model), seeded(seed, device_of(model)):
         for start in range(0, x.shape[0], chunk):
             yield model.trace(x[start:start + chunk], n_samples, check=False)
 

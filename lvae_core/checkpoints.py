@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .runtime import atomic_write, choose_device
+from .configs import ModelConfig
+from .models import build_model, model_kind
+from .runtime import atomic_write, choose_device, rng_state, set_rng_state
 
 # 2: the fused Adam on CPUs too (it rounds differently from the default implementation, so
 # version-1 checkpoints are not reused for the same settings)
@@ -38,16 +41,13 @@ def cache_key(model, train_x: torch.Tensor, config, device=None) -> tuple[str, d
     ``TrainConfig``) on ``device``, and what it hashes: the cache version, the model's kind
     and configuration, the data's fingerprint, the settings and (with ``reset=False``) the
     initial parameters."""
-    from .models import model_kind
     device = choose_device(device)
     init = None
     if not config.reset:
-        init = fingerprint(torch.cat([p.detach().flatten().cpu()
-                                      for p in model.state_dict().values()
-                                      if p.is_floating_point()]))
-    source = dict(version=CACHE_VERSION, kind=model_kind(model), config=model.config,
+        init = parameters_fingerprint(model)
+    source = dict(version=CACHE_VERSION, kind=model_kind(model), config=model.config.kwargs(),
                   data=fingerprint(train_x),
-                  fit=config.key_fields(model.config["likelihood"], device), init=init)
+                  fit=config.key_fields(model.config.likelihood, device), init=init)
     key = hashlib.sha256(json.dumps(source, sort_keys=True).encode()).hexdigest()[:20]
     return key, source
 
@@ -57,6 +57,12 @@ def save(obj: dict, path) -> Path:
     return atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
+def load_file(path) -> dict:
+    """The one ``torch.load`` of the package: a file of tensors and plain values (no pickled
+    code), on the CPU."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def read(path) -> dict:
     """The checkpoint dict at ``path``, or a ``CheckpointError`` (a ``ValueError``) that names
     the file and says what to do; ``FileNotFoundError`` when there is no file."""
@@ -64,7 +70,7 @@ def read(path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        ckpt = load_file(path)
     except Exception as err:
         first = (str(err).strip().splitlines() or [""])[0]
         # torch's unpickling errors open with advice about weights_only that does not apply
@@ -97,10 +103,9 @@ def try_read(path):
 
 def state_of(model, history: dict, **extra) -> dict:
     """A model's checkpoint dict: kind, configuration, history and parameters on the CPU."""
-    from .models import model_kind
     state = {n: t.detach().cpu().clone() for n, t in model.state_dict().items()}
-    return dict(kind=model_kind(model), config=model.config, **extra, history=history,
-                state_dict=state)
+    return dict(kind=model_kind(model), config=model.config.kwargs(), **extra,
+                history=history, state_dict=state)
 
 
 def save_checkpoint(model, history: dict, path) -> Path:
@@ -110,9 +115,9 @@ def save_checkpoint(model, history: dict, path) -> Path:
 
 def model_from(ckpt: dict, device=None):
     """The model a checkpoint dict describes, its parameters loaded (float16 ones, as
-    ``reproduce.ship`` writes them, turned back into float32), in eval mode on ``device``."""
-    from .models import build_model
-    model = build_model(ckpt["kind"], **ckpt["config"])
+    ``campaign.shipping.ship`` writes them, turned back into float32), in eval mode on
+    ``device``."""
+    model = build_model(ModelConfig(ckpt["kind"], **ckpt["config"]))
     model.load_state_dict({n: (t.float() if t.is_floating_point() else t)
                            for n, t in ckpt["state_dict"].items()})
     return model.to(choose_device(device)).eval()
@@ -127,19 +132,68 @@ def load_checkpoint(path, device=None):
 
 def save_partial(path, model, history, epoch, settings, optimizer, generator, device) -> None:
     """The resumable state after ``epoch`` epochs: parameters, optimizer, random streams."""
-    cuda = torch.device(device).type == "cuda"
-    save(state_of(model, history, fit=settings, epoch=epoch,
-                  optimizer=optimizer.state_dict(), rng_cpu=torch.get_rng_state(),
-                  rng_generator=generator.get_state().cpu(),
-                  rng_cuda=torch.cuda.get_rng_state(device) if cuda else None), path)
+    save(state_of(model, history, fit=settings, epoch=epoch, optimizer=optimizer.state_dict(),
+                  **rng_state(device, generator)), path)
 
 
 def restore_partial(partial: dict, model, optimizer, generator, device) -> tuple[dict, int]:
     """Load a partial checkpoint into the run's objects; returns ``(history, epoch)``."""
     model.load_state_dict(partial["state_dict"])
     optimizer.load_state_dict(partial["optimizer"])
-    torch.set_rng_state(partial["rng_cpu"])
-    generator.set_state(partial["rng_generator"].to(generator.get_state().device))
-    if torch.device(device).type == "cuda" and partial.get("rng_cuda") is not None:
-        torch.cuda.set_rng_state(partial["rng_cuda"], device)
+    set_rng_state(partial, device, generator)
     return partial["history"], partial["epoch"]
+
+
+def parameters_fingerprint(module, *, dtype=torch.float32, floating_only: bool = True) -> str:
+    """``fingerprint`` of a module's parameters and buffers (its floating-point ones only, by
+    default), flattened into one tensor of ``dtype``."""
+    return fingerprint(torch.cat([t.detach().flatten().cpu().to(dtype)
+                                  for t in module.state_dict().values()
+                                  if t.is_floating_point() or not floating_only]))
+
+
+class EstimateProgress:
+    """The resumable progress of a long estimate (``likelihood.log_likelihood(resume=path)``):
+    the finished chunks and the random streams, saved at most every ``every`` seconds, kept
+    only while it matches the model, the images, k, the chunking and the seed."""
+
+    def __init__(self, path, every, model, x, k, b_chunk, seed, device):
+        self.path, self.every, self.device = path, every, device
+        self.state = None
+        if path is None:
+            return
+        if seed is None:
+            raise ValueError("log_likelihood(resume=...) needs a seed: an estimate on the "
+                             "global random stream cannot be continued")
+        self.meta = dict(k=k, n=int(x.shape[0]), b_chunk=b_chunk, seed=seed,
+                         x=fingerprint(x), model=parameters_fingerprint(model))
+        self.saved_at = time.monotonic()
+
+    def load(self) -> tuple[list, list, int]:
+        """(log-likelihood chunks, ELBO chunks, the next example) to continue from."""
+        if self.path is None or not Path(self.path).is_file():
+            return [], [], 0
+        try:
+            state = load_file(self.path)
+        except Exception:     # a damaged file: start afresh, it is only progress
+            return [], [], 0
+        if state.get("meta") != self.meta:
+            return [], [], 0
+        self.state = state
+        return ([state["ll"].to(self.device)], [state["elbo"].to(self.device)],
+                int(state["next"]))
+
+    def restore_stream(self) -> None:
+        if self.state is not None:
+            set_rng_state(self.state, self.device)
+
+    def save(self, lls, elbos, next_start) -> None:
+        if self.path is None or time.monotonic() - self.saved_at < self.every:
+            return
+        save(dict(meta=self.meta, next=next_start, ll=torch.cat(lls).cpu(),
+                  elbo=torch.cat(elbos).cpu(), **rng_state(self.device)), self.path)
+        self.saved_at = time.monotonic()
+
+    def done(self) -> None:
+        if self.path is not None:
+            Path(self.path).unlink(missing_ok=True)

@@ -27,7 +27,7 @@ def _ints(text: str) -> list[int]:
 
 
 def _write_json(obj, path) -> None:
-    from .reproduce import write_json
+    from .results import write_json
     print(f"wrote {write_json(obj, path)}")
 
 
@@ -49,11 +49,12 @@ def _model_config(args, x_dim: int):
 def cmd_train(args) -> int:
     from .configs import TrainConfig
     from .data import load_dataset
+    from .models import build_model
     from .train import fit, save_checkpoint
 
     data = load_dataset(args.data, n_train=args.n_train, n_test=args.n_test)
     model_config = _model_config(args, data.x_dim)
-    model = model_config.build()
+    model = build_model(model_config)
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                          warmup_epochs=args.warmup_epochs, k=args.k, seed=args.seed,
                          lr_schedule=args.lr_schedule, compiled=args.compile)
@@ -65,7 +66,7 @@ def cmd_train(args) -> int:
     train_seconds = time.perf_counter() - t0
     out = Path(args.out)
     ckpt = save_checkpoint(model, history, out.with_suffix(".pt"))
-    result = dict(model=model_config.kind, data=args.data, config=model.config,
+    result = dict(model=model_config.kind, data=args.data, config=model.config.kwargs(),
                   fit=dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                            warmup_epochs=args.warmup_epochs, k=args.k, seed=args.seed,
                            lr_schedule=args.lr_schedule),
@@ -91,7 +92,8 @@ def cmd_evaluate(args) -> int:
                          f"has {data.x_dim}")
     ev = _evaluation(model, data, args.k, max_rows=args.max_rows, seed=args.seed,
                      compiled=args.compile)
-    result = dict(checkpoint=str(args.checkpoint), data=args.data, config=model.config, **ev)
+    result = dict(checkpoint=str(args.checkpoint), data=args.data,
+                  config=model.config.kwargs(), **ev)
     print(f"test log p(x) ~ {result['test_log_likelihood']:.2f} nats (k={args.k}, "
           f"{result['n_test']} images, {result['eval_images_per_second']:.1f} images/s); "
           f"ELBO {result['test_elbo']:.2f}; active units {result['active_units']}")
@@ -101,8 +103,10 @@ def cmd_evaluate(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .configs import ARCHITECTURES, LVAE_HIDDEN, LVAE_LATENT
+    from .blocks import ACTIVATIONS
+    from .configs import ARCHITECTURES, LR_SCHEDULE_NAMES, LVAE_HIDDEN, LVAE_LATENT
     from .data import DATASETS
+    from .generative import LIKELIHOODS
     from .models import MODELS
 
     parser = argparse.ArgumentParser(prog="python -m lvae_core",
@@ -121,14 +125,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="MLP width before each stochastic layer, comma-separated")
     train.add_argument("--latent", type=_ints, default=list(LVAE_LATENT),
                        help="units of each stochastic layer, comma-separated")
-    train.add_argument("--likelihood", choices=("bernoulli", "gaussian"), default="bernoulli")
-    train.add_argument("--activation", default="leaky_relu")
+    train.add_argument("--likelihood", choices=LIKELIHOODS, default="bernoulli")
+    train.add_argument("--activation", choices=sorted(ACTIVATIONS), default="leaky_relu")
     train.add_argument("--no-batch-norm", action="store_true")
     train.add_argument("--epochs", type=int, default=10)
     train.add_argument("--batch-size", type=int, default=256)
     train.add_argument("--lr", type=float, default=1e-3)
     train.add_argument("--warmup-epochs", type=float, default=0)
-    train.add_argument("--lr-schedule", choices=("iwae",), default=None)
+    train.add_argument("--lr-schedule", choices=[s for s in LR_SCHEDULE_NAMES if s],
+                       default=None)
     train.add_argument("--k", type=int, default=1, help="importance samples in training "
                                                         "(IWAE when > 1)")
     train.add_argument("--seed", type=int, default=0)
@@ -157,8 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", default=None)
     ev.set_defaults(func=cmd_evaluate)
 
-    from . import reproduce
-    reproduce.add_arguments(sub.add_parser(
+    from .campaign import cli as campaign_cli
+    campaign_cli.add_arguments(sub.add_parser(
         "reproduce", help="run the LVAE / IWAE papers' grids (resumable, shardable) and "
                           "merge results"))
     return parser

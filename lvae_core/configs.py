@@ -1,6 +1,7 @@
 """The two configuration objects, and the papers' architectures, defined once.
 
-* ``ModelConfig``: which model (``"vae"``, ``"hvae"``, ``"lvae"``) and its sizes; ``.build()``.
+* ``ModelConfig``: which model (``"vae"``, ``"hvae"``, ``"lvae"``) and its sizes; a model
+  keeps its own as ``model.config``, and ``models.build_model(config)`` makes one.
 * ``TrainConfig``: everything that decides what ``fit`` computes. It is frozen and checked
   when it is made, and its fields (with the data, the model and the initial parameters) are
   the key of ``fit``'s checkpoint cache.
@@ -56,19 +57,10 @@ class ModelConfig:
         return len(self.latent)
 
     def kwargs(self) -> dict:
-        """The model's constructor arguments (as ``model.config`` holds them)."""
+        """The model's constructor arguments: the form a checkpoint and the cache key hold."""
         return dict(x_dim=self.x_dim, hidden=list(self.hidden), latent=list(self.latent),
-                    likelihood=self.likelihood, batch_norm=self.batch_norm,
+                    likelihood=self.likelihood, batch_norm=bool(self.batch_norm),
                     activation=self.activation)
-
-    def build(self, seed: int | None = None):
-        """The model, its parameters drawn from the CPU stream seeded with ``seed`` (None: the
-        current stream). Built with the same seed, an ``hvae`` and an ``lvae`` of the same sizes
-        have identical generative parameters (the generative model is built first)."""
-        from .models import build_model
-        from .runtime import seeded
-        with seeded(seed):
-            return build_model(self.kind, **self.kwargs())
 
     def replace(self, **changes) -> "ModelConfig":
         return dataclasses.replace(self, **changes)

@@ -31,6 +31,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .runtime import atomic_write
+
 DATASETS = ("mnist-5k", "mnist", "fashion-mnist", "digits")
 
 _IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
@@ -192,9 +194,7 @@ def _download(name: str, target: Path) -> None:
             if hashlib.md5(payload).hexdigest() != md5:
                 errors.append(f"{mirror}: checksum mismatch")
                 continue
-            tmp = dest.with_suffix(".part")
-            tmp.write_bytes(payload)
-            os.replace(tmp, dest)
+            atomic_write(dest, lambda tmp, payload=payload: tmp.write_bytes(payload))
             break
         else:
             raise OSError("; ".join(errors))

@@ -9,7 +9,7 @@ import time
 import torch
 
 from .analysis import active_units, kl_per_layer
-from .bounds import log_likelihood
+from .likelihood import log_likelihood
 
 #: How ``evaluate`` counts active units (``analysis.active_units``): recorded in results so
 #: that counts made with the earlier plain 10-sample estimate can be told apart and redone.
@@ -19,7 +19,7 @@ ACTIVE_UNITS_ESTIMATOR = "debiased, 100 samples"
 def test_images(model, data, n_test: int | None = None) -> torch.Tensor:
     """The first ``n_test`` test images as the model's likelihood reads them: binarized once
     with the data set's test seed (Bernoulli), or as they are (Gaussian)."""
-    binary = model.config["likelihood"] == "bernoulli"
+    binary = model.config.likelihood == "bernoulli"
     return (data.test_binary if binary else data.test_x)[:n_test]
 
 

@@ -21,7 +21,7 @@ import time
 
 from .configs import LVAE_HIDDEN, LVAE_LATENT, TrainConfig, sonderby2016
 from .data import Dataset, load_dataset
-from .models import LatentVariableModel
+from .models import LatentVariableModel, build_model
 from .settings import pick
 from .train import fit
 
@@ -53,7 +53,7 @@ def make_model(kind: str = "hvae", n_layers: int = 5, seed: int = 0) -> LatentVa
     """An untrained ``"hvae"`` or ``"lvae"`` (or ``"vae"`` with ``n_layers=1``) with the
     paper's widths, initialised from ``seed``. Built with the same seed, a HierarchicalVAE
     and a LadderVAE have identical generative parameters (the generative model is built first)."""
-    return sonderby2016(kind, n_layers).build(seed)
+    return build_model(sonderby2016(kind, n_layers), seed=seed)
 
 
 def train(kind: str = "hvae", n_layers: int = 5, data: Dataset | None = None, *,
@@ -67,3 +67,26 @@ def train(kind: str = "hvae", n_layers: int = 5, data: Dataset | None = None, *,
     history = fit(model, data, training_settings().replace(**changes), progress=progress)
     history = dict(history, wall_seconds=time.perf_counter() - start)
     return model.eval(), history
+
+
+def step_seconds(models: dict, x, repeats: int = 5) -> dict:
+    """Seconds of one training step (the ELBO's forward and backward pass, no update) of each
+    model on the batch ``x``, the models taking turns so that they share the machine's load:
+    the median of ``repeats``. The models stay in eval mode meanwhile (their batch-norm
+    statistics do not move) and keep no gradient."""
+    import time
+
+    import torch
+
+    from .bounds import elbo
+    from .runtime import eval_mode
+    times = {name: [] for name in models}
+    for _ in range(repeats):
+        for name, model in models.items():
+            with eval_mode(model):
+                xb = torch.bernoulli(x.to(model.device))
+                t0 = time.perf_counter()
+                (-elbo(model.log_weights(xb)).mean()).backward()
+                times[name].append(time.perf_counter() - t0)
+                model.zero_grad(set_to_none=True)
+    return {name: sorted(t)[len(t) // 2] for name, t in times.items()}

@@ -15,10 +15,10 @@ import torch
 from torch import nn
 
 from .checks import check_data, check_k
-from .configs import LVAE_HIDDEN, LVAE_LATENT
+from .configs import LVAE_HIDDEN, LVAE_LATENT, MODEL_KINDS, ModelConfig
 from .generative import GenerativeModel
 from .inference import BottomUpInference, LadderInference, LayerSample
-from .runtime import device_of
+from .runtime import device_of, seeded
 
 
 class _kept:
@@ -96,9 +96,11 @@ def _as_tuple(v, name) -> tuple[int, ...]:
 
 
 class LatentVariableModel(nn.Module):
-    """The shared skeleton; subclasses choose ``inference_class``."""
+    """The shared skeleton; subclasses choose ``inference_class``. ``model.config`` is the
+    model's ``ModelConfig``."""
 
     inference_class: type = BottomUpInference
+    kind = "hvae"
 
     def __init__(self, x_dim=784, hidden=LVAE_HIDDEN, latent=LVAE_LATENT, *,
                  likelihood="bernoulli", batch_norm=True, activation="leaky_relu"):
@@ -109,20 +111,19 @@ class LatentVariableModel(nn.Module):
                              "stochastic layer")
         if not isinstance(x_dim, int) or x_dim < 1:
             raise ValueError(f"x_dim must be a positive integer, got {x_dim!r}")
-        self.config = dict(x_dim=x_dim, hidden=list(hidden), latent=list(latent),
-                           likelihood=likelihood, batch_norm=bool(batch_norm),
-                           activation=activation)
+        self.config = ModelConfig(self.kind, hidden, latent, x_dim, likelihood,
+                                  bool(batch_norm), activation)
         self.generative = GenerativeModel(x_dim, hidden, latent, likelihood, batch_norm, activation)
         self.inference = self.inference_class(x_dim, hidden, latent, batch_norm, activation)
 
     # -- sizes -----------------------------------------------------------------------
     @property
     def x_dim(self) -> int:
-        return self.config["x_dim"]
+        return self.config.x_dim
 
     @property
     def latent(self) -> tuple[int, ...]:
-        return tuple(self.config["latent"])
+        return self.config.latent
 
     @property
     def num_layers(self) -> int:
@@ -136,7 +137,7 @@ class LatentVariableModel(nn.Module):
     def check(self, x) -> torch.Tensor:
         """``x`` validated and flattened to ``(B, x_dim)`` on the model's device (see
         ``checks``)."""
-        binary = self.config["likelihood"] == "bernoulli"
+        binary = self.config.likelihood == "bernoulli"
         return check_data(x, self.x_dim, binary=binary).to(self.device)
 
     def trace(self, x: torch.Tensor, k: int = 1, *, check: bool = True) -> Trace:
@@ -163,21 +164,24 @@ class LatentVariableModel(nn.Module):
         return self.generative.mean_x(tr.layers[0].z[0])
 
     def extra_repr(self) -> str:
-        return ", ".join(f"{k}={v}" for k, v in self.config.items())
+        return ", ".join(f"{k}={v}" for k, v in self.config.kwargs().items())
 
 
 class HierarchicalVAE(LatentVariableModel):
     """L stochastic layers, bottom-up inference q(z_1|x) prod q(z_i|z_{i-1})."""
     inference_class = BottomUpInference
+    kind = "hvae"
 
 
 class LadderVAE(LatentVariableModel):
     """L stochastic layers, ladder inference (precision-weighted top-down merge)."""
     inference_class = LadderInference
+    kind = "lvae"
 
 
 class VAE(HierarchicalVAE):
     """The one-layer case: ``VAE(x_dim=784, hidden=512, latent=64)``."""
+    kind = "vae"
 
     def __init__(self, x_dim=784, hidden=(512,), latent=(64,), **options):
         if len(_as_tuple(latent, "latent")) != 1 or len(_as_tuple(hidden, "hidden")) != 1:
@@ -187,15 +191,24 @@ class VAE(HierarchicalVAE):
 
 
 MODELS = {"vae": VAE, "hvae": HierarchicalVAE, "lvae": LadderVAE}
+assert tuple(MODELS) == MODEL_KINDS     # the kinds a ModelConfig accepts
 
 
-def build_model(kind: str, **config) -> LatentVariableModel:
-    """``build_model("lvae", x_dim=784, hidden=[...], latent=[...], ...)``."""
-    try:
-        cls = MODELS[kind]
-    except KeyError:
-        raise ValueError(f"unknown model {kind!r}; expected one of {sorted(MODELS)}") from None
-    return cls(**config)
+def build_model(config: ModelConfig | str, *, seed: int | None = None,
+                **sizes) -> LatentVariableModel:
+    """The one builder: the model a ``ModelConfig`` describes (``build_model(sonderby2016())``),
+    or ``build_model("lvae", x_dim=784, hidden=[...], latent=[...], ...)``. Its parameters are
+    drawn from the CPU stream seeded with ``seed`` (None: the current stream). Built with the
+    same seed, an ``hvae`` and an ``lvae`` of the same sizes have identical generative
+    parameters (the generative model is built first)."""
+    if isinstance(config, str):
+        if config not in MODELS:
+            raise ValueError(f"unknown model {config!r}; expected one of {sorted(MODELS)}")
+        config = ModelConfig(config, **sizes)
+    elif sizes:
+        config = config.replace(**sizes)
+    with seeded(seed):
+        return MODELS[config.kind](**config.kwargs())
 
 
 def model_kind(model: nn.Module) -> str:

@@ -60,6 +60,40 @@ def record_command(out, line: str) -> None:
             f.write(line + "\n")
 
 
+@contextlib.contextmanager
+def eval_mode(module):
+    """Run the block with ``module`` in eval mode (batch norm on its running averages), and
+    put it back in the mode it was in."""
+    was_training = getattr(module, "training", False)
+    if isinstance(module, nn.Module):
+        module.eval()
+    try:
+        yield
+    finally:
+        if isinstance(module, nn.Module):
+            module.train(was_training)
+
+
+def rng_state(device="cpu", generator: torch.Generator | None = None) -> dict:
+    """The random streams a resumable computation must restore: the global CPU stream, the
+    CUDA stream of ``device`` (None on a CPU) and, if given, ``generator``'s."""
+    cuda = torch.device(device).type == "cuda"
+    state = dict(rng_cpu=torch.get_rng_state(),
+                 rng_cuda=torch.cuda.get_rng_state(device) if cuda else None)
+    if generator is not None:
+        state["rng_generator"] = generator.get_state().cpu()
+    return state
+
+
+def set_rng_state(state: dict, device="cpu", generator: torch.Generator | None = None) -> None:
+    """Restore what ``rng_state`` saved."""
+    torch.set_rng_state(state["rng_cpu"])
+    if generator is not None:
+        generator.set_state(state["rng_generator"].to(generator.get_state().device))
+    if torch.device(device).type == "cuda" and state.get("rng_cuda") is not None:
+        torch.cuda.set_rng_state(state["rng_cuda"], device)
+
+
 def atomic_write(path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then move it onto ``path`` in one
     step: a reader sees the old file or the new one, never half of one (an interrupted write
@@ -76,6 +110,16 @@ def atomic_write(path, write: Callable[[Path], None]) -> Path:
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+def atomic_savez(path, **arrays) -> Path:
+    """Write numpy arrays to a compressed ``.npz`` at ``path``, atomically."""
+    import numpy as np
+
+    def write(tmp: Path):
+        with tmp.open("wb") as f:
+            np.savez_compressed(f, **arrays)
+    return atomic_write(path, write)
 
 
 #: ``LVAE_THREADS=auto``: training and long estimates on a CPU use as many threads as there are

@@ -49,10 +49,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .blocks import GaussianHead, make_activation
-from .bounds import _eval_mode, elbo
+from .bounds import elbo
 from .checks import check_k
 from .distributions import log_bernoulli, log_normal, log_standard_normal, softplus_variance
-from .runtime import device_of, seeded
+from .runtime import device_of, eval_mode, seeded
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 Y_MODES = ("sum", "sample")
@@ -414,7 +414,7 @@ class M2(nn.Module):
         k_chunk = max(1, min(k, max_rows // c))
         b_chunk = max(1, max_rows // (c * k_chunk))
         out = []
-        with _eval_mode(self), seeded(seed, self.device):
+        with eval_mode(self), seeded(seed, self.device):
             for start in range(0, x.shape[0], b_chunk):
                 xb = x[start:start + b_chunk]
                 ys = self._all_classes(xb.shape[0])
@@ -484,7 +484,7 @@ def predict(classifier: nn.Module, x: torch.Tensor, batch: int = 10000) -> torch
     device = device_of(classifier)
     x = torch.as_tensor(x)
     out = []
-    with _eval_mode(classifier):
+    with eval_mode(classifier):
         for start in range(0, x.shape[0], batch):
             out.append(classifier(x[start:start + batch].to(device)).argmax(-1).cpu())
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
@@ -522,7 +522,7 @@ def m1_features(vae, x, batch: int = 2000, n_samples: int = 1,
     device = device_of(vae)
     bottom_up = isinstance(vae.inference, BottomUpInference)
     out = []
-    with _eval_mode(vae), seeded(seed, device):
+    with eval_mode(vae), seeded(seed, device):
         for start in range(0, x.shape[0], batch):
             xb = x[start:start + batch].to(device)
             if bottom_up:

@@ -42,9 +42,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import checkpoints as ckpt
-from .bounds import _eval_mode
 from .data import binarize, cache_dir
-from .runtime import choose_device, seeded
+from .runtime import choose_device, eval_mode, rng_state, seeded, set_rng_state
 from .semisupervised import (M2, Y_MODES, check_images, check_labels, error_rate,
                              m1_features, paper_alpha)
 from .train import TrainingDivergedError
@@ -265,7 +264,7 @@ def fit_m2(model: M2, data: Split, config: SSConfig, *, device=None, cache=True,
                               log_q_y=out.log_q_y.sum())
 
     def valid_bound(x):
-        with _eval_mode(model), torch.no_grad(), seeded(config.seed, model.device):
+        with eval_mode(model), torch.no_grad(), seeded(config.seed, model.device):
             return torch.cat([model.unlabelled_bound(x[i:i + 1000])
                               for i in range(0, x.shape[0], 1000)]).mean().item()
 
@@ -326,8 +325,7 @@ def cache_key(module: nn.Module, data: Split, config: SSConfig, kind: str,
               device=None) -> tuple[str, dict]:
     """The cache key of a run and what it hashes: the kind, the model's configuration and
     initial parameters, the data's fingerprint and every field of ``config``."""
-    init = ckpt.fingerprint(torch.cat([t.detach().flatten().cpu().double()
-                                       for t in module.state_dict().values()]))
+    init = ckpt.parameters_fingerprint(module, dtype=torch.float64, floating_only=False)
     source = dict(version=CACHE_VERSION, kind=kind, model=getattr(module, "config", None),
                   init=init, data=data.fingerprint(), fit=config.fields(),
                   device=choose_device(device).type)
@@ -478,21 +476,15 @@ class _Run:
                                                   self.module.state_dict().items()}))
 
     def _save_partial(self, done, optimizer, generator) -> None:
-        cuda = self.device.type == "cuda"
         ckpt.save(self._state(
-            epoch=done, optimizer=optimizer.state_dict(), rng_cpu=torch.get_rng_state(),
-            rng_generator=generator.get_state().cpu(),
-            rng_cuda=torch.cuda.get_rng_state(self.device) if cuda else None,
+            epoch=done, optimizer=optimizer.state_dict(), **rng_state(self.device, generator),
             best_epoch=self.best["epoch"], best_error=self.best["error"],
             best_state=self.best["state"]), self._path(".partial.pt"))
 
     def _restore(self, partial, optimizer, generator) -> None:
         self.module.load_state_dict(partial["state_dict"])
         optimizer.load_state_dict(partial["optimizer"])
-        torch.set_rng_state(partial["rng_cpu"])
-        generator.set_state(partial["rng_generator"].to(generator.get_state().device))
-        if self.device.type == "cuda" and partial.get("rng_cuda") is not None:
-            torch.cuda.set_rng_state(partial["rng_cuda"], self.device)
+        set_rng_state(partial, self.device, generator)
         self.history, self.start_epoch = partial["history"], int(partial["epoch"])
         self.best = dict(epoch=partial["best_epoch"], error=partial["best_error"],
                          state=partial["best_state"])

@@ -2,7 +2,7 @@
 # Chapter 8's full-length semi-supervised runs on Fashion-MNIST
 # (results/semisupervised-fashion-mnist): the supervised-only classifier, M1 + logistic
 # regression, M2 and M1+M2 at 100 and 1,000 labels, three labelled draws each, all with the
-# protocol of lvae_core/semisupervised_runs.py (the paper's alpha, Adam at 3e-4, at most
+# protocol of lvae_core/campaign/semisupervised.py (the paper's alpha, Adam at 3e-4, at most
 # EPOCHS epochs, stopped once the validation error has not improved for PATIENCE epochs, the
 # epoch with the lowest validation error kept). Then M2 with ten times the paper's alpha
 # (draw 0) in results/semisupervised-fashion-mnist/alpha-x10, for the chapter's section on
@@ -42,7 +42,7 @@ one() {  # one METHOD LABELS DRAW [extra arguments]: a run at one thread, lowest
   local method=$1 labels=$2 draw=$3
   shift 3
   OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE \
-    nice -n 19 "$PY" -m lvae_core.semisupervised_runs --data fashion-mnist --method "$method" \
+    nice -n 19 "$PY" -m lvae_core.campaign.semisupervised --data fashion-mnist --method "$method" \
     --labels "$labels" --draw "$draw" --epochs "$EPOCHS" --patience "$PATIENCE" --threads 1 \
     --checkpoint-every 5 --ship-models --no-progress "$@"
 }

@@ -19,7 +19,9 @@ import torch
 import lvae_core as lv
 from lvae_core import checkpoints
 from lvae_core import experiments as ex
-from lvae_core import reproduce as R
+from lvae_core import campaign as R
+from lvae_core.campaign import runner
+from lvae_core.models import build_model
 
 DATA = Path(__file__).parent / "data"
 KEYS = json.loads((DATA / "cache_keys_1577ea6.json").read_text())
@@ -63,14 +65,15 @@ def test_reproduce_keys_are_unchanged(fashion, tmp_path):
         name, label, mode = tag.split("|")
         config = R.list_configs("all", name)[0]
         data, epochs = variants[label]
-        key = _key_of(lambda: R.run_config(config, data, tmp_path, epochs=epochs, eval_k=10,
-                                           compiled=mode == "compiled", progress=False,
-                                           checkpoint_every=5, device="cpu"))
+        run = config.replace(epochs=epochs, eval_k=10, compiled=mode == "compiled")
+        key = _key_of(lambda: runner.train_and_score(run, data, tmp_path, progress=False,
+                                                     checkpoint_every=5, device="cpu"))
         assert key == expected, tag
         checked += 1
         if label == "protocol" and mode == "compiled":   # the same key, computed directly
-            tc = R.schedule(config, compiled=True)
-            assert checkpoints.cache_key(R.build(config, 784), data.train_x, tc, "cpu")[0] == key
+            tc = config.replace(compiled=True).train
+            assert checkpoints.cache_key(build_model(config.model), data.train_x, tc,
+                                         "cpu")[0] == key
     assert checked == 42
 
 

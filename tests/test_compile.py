@@ -105,7 +105,8 @@ def test_reproduce_and_cli_pass_compile_through(tmp_path, monkeypatch):
     checks the plumbing without paying for a compile)."""
     import json
 
-    import lvae_core.bounds as bounds
+    import lvae_core.campaign.runner as runner
+    import lvae_core.likelihood as bounds
     import lvae_core.evaluation as evaluation
     import lvae_core.train as train
     from lvae_core.cli import main as cli_main
@@ -122,6 +123,7 @@ def test_reproduce_and_cli_pass_compile_through(tmp_path, monkeypatch):
         return real_ll(*args, **kwargs)
 
     monkeypatch.setattr(train, "fit", fit)
+    monkeypatch.setattr(runner, "fit", fit)
     monkeypatch.setattr(evaluation, "log_likelihood", log_likelihood)
     monkeypatch.setenv("LVAE_CACHE_DIR", str(tmp_path / "cache"))
     out = tmp_path / "out"
@@ -144,7 +146,7 @@ def test_compiled_code_is_kept_per_model_and_released_with_it():
     import gc
     import weakref
 
-    from lvae_core.bounds import _log_weights
+    from lvae_core.likelihood import _log_weights
     from lvae_core.compiling import compiled_for
 
     a, b = lv.VAE(**SMALL), lv.VAE(**SMALL)

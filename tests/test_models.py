@@ -108,7 +108,7 @@ def test_elbo_and_iwae_bound_from_log_weights():
 def test_an_interrupted_log_likelihood_continues_to_the_same_numbers(tmp_path, monkeypatch):
     """``resume=``: stopped after some chunks, the estimate goes on from its file and returns
     exactly what one uninterrupted call returns; a different model starts afresh."""
-    from lvae_core import bounds
+    from lvae_core import likelihood as bounds
     model, x = lv.LadderVAE(**SMALL), _binary(b=9)
     kw = dict(k=30, max_rows=40, seed=0, return_elbo=True)   # 9 chunks of one image
     straight = lv.log_likelihood(model, x, **kw)
@@ -157,3 +157,17 @@ def test_log_likelihood_in_eval_mode_without_graphs_and_restores_mode():
     with torch.no_grad():
         one = model.log_weights(_binary(b=9)[:1], 1)
     assert one.shape == (1, 1) and torch.isfinite(one).all()
+
+
+def test_step_seconds_times_both_models_and_leaves_them_as_they_were():
+    from lvae_core import experiments as ex
+    models = {"h": lv.HierarchicalVAE(**SMALL), "l": lv.LadderVAE(**SMALL)}
+    for m in models.values():
+        m.train()
+    before = {n: {k: v.clone() for k, v in m.state_dict().items()} for n, m in models.items()}
+    seconds = ex.step_seconds(models, _binary(b=16).float(), repeats=3)
+    assert set(seconds) == {"h", "l"} and all(s > 0 for s in seconds.values())
+    for n, m in models.items():
+        assert m.training                                   # its mode is restored
+        assert all(p.grad is None for p in m.parameters())  # no gradient kept
+        assert all(torch.equal(v, before[n][k]) for k, v in m.state_dict().items())

@@ -1,5 +1,6 @@
 """Results of full-length runs: learning-curve snapshots, per-image log-likelihoods, paired
 differences, shipped float16 models and the merged tables."""
+import dataclasses
 import json
 
 import numpy as np
@@ -8,7 +9,9 @@ import torch
 from scipy import stats
 
 import lvae_core as lv
-from lvae_core import comparison, reproduce
+from lvae_core import campaign, comparison
+from lvae_core.campaign import curves, runner, shipping
+from lvae_core.results import Results
 from lvae_core.models import build_model
 from lvae_core.train import snapshot_path
 
@@ -80,11 +83,11 @@ def test_a_shipped_float16_model_keeps_its_likelihood(tmp_path):
     data = _tiny_data()
     model = _model()
     history = lv.fit(model, data, lv.TrainConfig(epochs=2, batch_size=64), progress=False)
-    path = reproduce.ship(model, history, tmp_path / "m.pt")
+    path = shipping.ship(model, history, tmp_path / "m.pt")
     stored = torch.load(path, weights_only=True)["state_dict"]
     assert all(t.dtype == torch.float16 for n, t in stored.items()
                if t.is_floating_point() and "running" not in n)
-    loaded, h = reproduce.load_shipped(path)
+    loaded, h = lv.load_checkpoint(path)
     x = data.test_binary
     ll32 = lv.log_likelihood(model, x, k=50, seed=0)
     ll16 = lv.log_likelihood(loaded, x, k=50, seed=0)
@@ -97,36 +100,37 @@ def test_a_shipped_float16_model_keeps_its_likelihood(tmp_path):
 def test_run_writes_curves_per_image_values_and_paired_tables(tmp_path):
     data = _tiny_data()
     out = tmp_path / "out"
-    configs = {c.name: c for c in reproduce.list_configs("lvae", "*-L1-bn-wu")}
+    configs = {c.name: c for c in campaign.list_configs("lvae", "*-L1-bn-wu")}
     results = {}
     for name, c in configs.items():
-        c = reproduce.Config(c.name, c.grid, c.kind, (64,), (8,), c.activation, c.batch_norm,
-                             c.warmup, c.k, c.protocol)
-        results[name] = reproduce.run_config(c, data, out, epochs=3, eval_k=20,
-                                             progress=False, ship_model=True, curves=True)
+        c = dataclasses.replace(c, model=c.model.replace(hidden=(64,), latent=(8,)))
+        results[name] = runner.train_and_score(c.replace(epochs=3, eval_k=20), data, out,
+                                               progress=False, ship_model=True, curves=True)
+        assert results[name]["model"] == c.model.kwargs()          # the run's record
+        assert results[name]["fit"]["epochs"] == 3 and results[name]["eval"]["k"] == 20
     for name in configs:
-        per_image = reproduce.load_per_image(out, name)
+        per_image = Results(out).per_image(name)
         assert per_image["log_likelihood"].shape == (120,)
         assert per_image["log_likelihood"].mean() == pytest.approx(-results[name]["test_nll"])
         assert (per_image["log_likelihood"] >= per_image["elbo"] - 1e-4).all()
         curve = json.loads((out / "runs" / f"{name}.curve.json").read_text())
         assert [p["epoch"] for p in curve["points"]] == [1, 3]
-        assert curve["n_images"] == 120 and curve["k"] == reproduce.CURVE_K
+        assert curve["n_images"] == 120 and curve["k"] == campaign.CURVE_K
         assert (out / "models" / f"{name}.pt").is_file()
         # the final estimate's progress file is gone once the estimate is saved
-        assert not list(reproduce.snapshot_dir(configs[name], out).glob("*.progress.pt"))
+        assert not list(curves.snapshot_dir(configs[name], out).glob("*.progress.pt"))
     # a hypothetical comparison between the two runs, to exercise the merged tables
     pairs = (("lvae-L1-bn-wu", "hvae-L1-bn-wu", "ladder against bottom-up, 1 layer"),)
-    summary = reproduce.merge(out)
+    summary = campaign.merge(out)
     assert len(summary["rows"]) == 2                  # curve files are not result rows
-    ll = {n: reproduce.load_per_image(out, n)["log_likelihood"] for n in configs}
+    ll = {n: Results(out).per_image(n)["log_likelihood"] for n in configs}
     row = comparison.differences(ll, pairs)[0]
     direct = comparison.paired_difference(ll["lvae-L1-bn-wu"], ll["hvae-L1-bn-wu"])
     assert row["delta_nll"] == pytest.approx(direct["delta_nll"])
     assert row["delta_nll"] == pytest.approx(results["lvae-L1-bn-wu"]["test_nll"]
                                              - results["hvae-L1-bn-wu"]["test_nll"])
-    curves = reproduce.load_curve_images(out, "lvae-L1-bn-wu")
-    assert sorted(curves) == [1, 3] and curves[3].shape == (120,)
+    by_epoch = Results(out).curve_images("lvae-L1-bn-wu")
+    assert sorted(by_epoch) == [1, 3] and by_epoch[3].shape == (120,)
     text = (out / "results.md").read_text()
     assert "## Learning curves" in text
 
@@ -147,18 +151,17 @@ def test_paired_table_rows_match_the_t_test():
 def test_the_newest_snapshot_of_an_unfinished_run_is_shipped_with_its_pca(tmp_path):
     data = _tiny_data()
     out = tmp_path / "out"
-    base = reproduce.list_configs("lvae", "lvae-L2-bn-wu")[0]
-    c = reproduce.Config(base.name, base.grid, base.kind, (64, 32), (8, 4), base.activation,
-                         base.batch_norm, base.warmup, base.k, base.protocol)
-    model = reproduce.build(c, data.x_dim)
+    base = campaign.list_configs("lvae", "lvae-L2-bn-wu")[0]
+    c = dataclasses.replace(base, model=base.model.replace(hidden=(64, 32), latent=(8, 4)))
+    model = build_model(c.model)
     lv.fit(model, data, lv.TrainConfig(epochs=2, batch_size=64, seed=1), progress=False,
-           snapshot_epochs=(1, 2), snapshot_dir=reproduce.snapshot_dir(c, out))
-    path = reproduce.ship_latest_snapshot(c, data, out)
+           snapshot_epochs=(1, 2), snapshot_dir=curves.snapshot_dir(c, out))
+    path = shipping.ship_latest_snapshot(c, data, out)
     assert path == out / "models" / f"{c.name}.pt"
-    shipped, history = reproduce.load_shipped(path)
+    shipped, history = Results(out).model(c.name)
     assert len(history["epoch"]) == 2                  # the newest snapshot: epoch 2
     # the PCA coordinates against numpy's SVD of the same posterior samples
-    snap, _ = lv.load_checkpoint(snapshot_path(reproduce.snapshot_dir(c, out), 2))
+    snap, _ = lv.load_checkpoint(snapshot_path(curves.snapshot_dir(c, out), 2))
     n = data.test_binary.shape[0]
     samples = lv.latent_samples(snap, data.test_binary[:n], seed=0)
     with np.load(path.with_suffix(".pca.npz")) as f:
@@ -173,4 +176,4 @@ def test_the_newest_snapshot_of_an_unfinished_run_is_shipped_with_its_pca(tmp_pa
     # once the run has finished (its result exists), its shipped final model is left alone
     (out / "runs").mkdir(parents=True, exist_ok=True)
     (out / "runs" / f"{c.name}.json").write_text("{}")
-    assert reproduce.ship_latest_snapshot(c, data, out) is None
+    assert shipping.ship_latest_snapshot(c, data, out) is None

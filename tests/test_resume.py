@@ -1,12 +1,13 @@
 """A run interrupted on one machine resumes on another from the results folder's stash
-(``lvae_core.resume``), to the history of a run never interrupted."""
+(``lvae_core.campaign.resume``), to the history of a run never interrupted."""
 import json
 
 import pytest
 import torch
 
 import lvae_core as lv
-from lvae_core import checkpoints, resume
+from lvae_core import checkpoints
+from lvae_core.campaign import resume
 from lvae_core.train import snapshot_path
 
 TINY = dict(hidden=(32, 16), latent=(4, 2))

@@ -20,7 +20,7 @@ from torch.distributions import MultivariateNormal
 import lvae_core as lv
 from lvae_core import checkpoints
 from lvae_core import semisupervised as ss
-from lvae_core import semisupervised_runs as runs
+from lvae_core.campaign import semisupervised as runs
 from lvae_core import semisupervised_train as sst
 
 F64 = torch.float64

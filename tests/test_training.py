@@ -1,4 +1,5 @@
 """Training: it learns, it is reproducible, the cache works, and divergence is handled."""
+import copy
 import math
 
 import pytest
@@ -62,7 +63,7 @@ def test_cache_loads_instead_of_training(mnist5k, monkeypatch, tmp_path):
     def no_training(*args, **kwargs):
         raise AssertionError("trained again although a checkpoint of this configuration exists")
 
-    monkeypatch.setattr(train_module, "_train", no_training)
+    monkeypatch.setattr(train_module, "_train_loop", no_training)
     second = lv.LadderVAE(x_dim=784, **TINY)
     assert lv.fit(second, data, lv.TrainConfig(epochs=1), cache=tmp_path, progress=False) == history
     for a, b in zip(first.state_dict().values(), second.state_dict().values()):
@@ -172,3 +173,102 @@ def test_an_objective_never_chosen_follows_k_through_replace(mnist5k):
         model = lv.VAE(x_dim=784, hidden=32, latent=4)
         bounds[name] = lv.fit(model, data, config, cache=False, progress=False)["bound"][0]
     assert bounds["replaced"] == bounds["direct"] != bounds["elbo"]
+
+
+class _GradientsOnly:
+    """An optimizer that keeps each step's gradients instead of moving the parameters."""
+
+    def __init__(self, params):
+        self.params, self.grads = list(params), []
+
+    def zero_grad(self, set_to_none=True):
+        for p in self.params:
+            p.grad = None
+
+    def step(self):
+        self.grads.append([p.grad.clone() for p in self.params])
+
+
+@pytest.mark.parametrize("k, objective", [(1, "elbo"), (5, "iwae"), (5, "elbo")])
+@pytest.mark.parametrize("beta", [0.0, 0.3, 1.0])
+def test_the_step_differentiates_the_warmed_up_bound_for_every_beta(k, objective, beta):
+    """The one step, at any beta (1 included), follows the gradient of
+    -mean_b bound_b(log p(x|z) - beta KL), with the bound written out here; it reports the
+    bound at beta = 1 and the KL per unit, both summed over the batch."""
+    torch.manual_seed(0)
+    model = lv.LadderVAE(x_dim=784, **TINY)
+    oracle = copy.deepcopy(model)
+    x = (torch.rand(16, 784) < 0.3).float()
+    config = lv.TrainConfig(epochs=1, k=k, objective=objective, clip_grad=None)
+    step, optimizer = train_module.TrainingStep(model, config, "cpu"), _GradientsOnly(
+        model.parameters())
+    torch.manual_seed(1)
+    report, kl_part = step(x, beta, optimizer)
+
+    torch.manual_seed(1)                                  # the same noise
+    trace = oracle.trace(x, k)
+    kl = sum(trace.kl)                                    # (k, B)
+    bound = {"iwae": lambda lw: torch.logsumexp(lw, 0) - math.log(k),
+             "elbo": lambda lw: lw.mean(0)}[objective]
+    (-bound(trace.log_px - beta * kl).mean()).backward()
+    for mine, expected in zip(optimizer.grads[0], (p.grad for p in oracle.parameters())):
+        torch.testing.assert_close(mine, expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(report, bound(trace.log_px - kl).sum().detach())
+    units = torch.cat([u.mean(0).sum(0) for u in trace.kl_units]).detach()
+    torch.testing.assert_close(kl_part, units)
+
+
+def test_an_epoch_visits_every_image_once_with_beta_rising_per_step():
+    """train_epoch: each image once, in a fresh order each epoch, beta = (epoch + i/steps) / T
+    at step i of T warm-up epochs; the epoch's bound is the steps' reports over the images."""
+    seen = []
+
+    class Spy(train_module.TrainingStep):
+        def __call__(self, xb, beta, optimizer):
+            report, kl_part = super().__call__(xb, beta, optimizer)
+            seen.append((xb.clone(), beta, report.item()))
+            return report, kl_part
+
+    torch.manual_seed(0)
+    model = lv.VAE(x_dim=20, hidden=8, latent=2, likelihood="gaussian", batch_norm=False)
+    x_all = torch.randn(10, 20)                          # not binarized: a Gaussian likelihood
+    config = lv.TrainConfig(epochs=3, batch_size=4, warmup_epochs=2)
+    step = Spy(model, config, "cpu")
+    optimizer = torch.optim.Adam(model.parameters())
+    generator = torch.Generator().manual_seed(0)
+    orders = []
+    for epoch in (0, 1):
+        seen.clear()
+        bound, kl = train_module.train_epoch(step, optimizer, x_all, generator, epoch)
+        assert [b.shape[0] for b, _, _ in seen] == [4, 4, 2]
+        assert [beta for _, beta, _ in seen] == pytest.approx(
+            [(epoch + i / 3) / 2 for i in range(3)], abs=1e-12)
+        batches = torch.cat([b for b, _, _ in seen])
+        order = [int((x_all == row).all(1).nonzero()) for row in batches]
+        assert sorted(order) == list(range(10))          # a permutation of the images
+        orders.append(order)
+        assert bound == pytest.approx(sum(r for _, _, r in seen) / 10, rel=1e-6)
+        assert [t.shape for t in kl] == [(2,)]
+    assert orders[0] != orders[1]                        # a fresh order each epoch
+
+
+def test_stopped_and_resumed_run_is_the_straight_run_bit_for_bit(mnist5k, tmp_path):
+    """stop_after, then the same call without it: the loop resumes with the parameters,
+    optimizer and random streams of the partial checkpoint, through the end of warm-up, and
+    ends exactly where the uninterrupted run does."""
+    data = mnist5k.subset(n_train=256)
+    config = lv.TrainConfig(epochs=4, batch_size=64, warmup_epochs=3)
+    straight = lv.LadderVAE(x_dim=784, **TINY)
+    h_straight = lv.fit(straight, data, config, cache=False, progress=False)
+    stopped = lv.LadderVAE(x_dim=784, **TINY)
+    h_stopped = lv.fit(stopped, data, config, cache=tmp_path, checkpoint_every=1,
+                       stop_after=2, progress=False)
+    assert len(h_stopped["bound"]) == 2 and list(tmp_path.glob("*.partial.pt"))
+    resumed = lv.LadderVAE(x_dim=784, **TINY)
+    h_resumed = lv.fit(resumed, data, config, cache=tmp_path, checkpoint_every=1,
+                       progress=False)
+    for key in h_straight.keys() - {"seconds"}:
+        assert h_resumed[key] == h_straight[key], key
+    for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
+    assert not list(tmp_path.glob("*.partial.pt")) and len(list(tmp_path.glob("*.pt"))) == 1

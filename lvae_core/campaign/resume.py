@@ -21,32 +21,31 @@ the cache lacks it. ``<out>/resume/MANIFEST.md`` lists what the folder holds.
 """
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
-import torch
-
-from .runtime import atomic_write
+from ..checkpoints import load_file
+from ..data import cache_dir
+from ..results import Results
+from ..runtime import atomic_write
 
 PARTIAL = ".partial.pt"
 
 
 def _cache(cache) -> Path:
-    from .data import cache_dir
     return Path(cache) if cache is not None else cache_dir()
 
 
 def _epoch(path: Path) -> int:
     """The number of epochs a partial checkpoint has trained (-1 if it cannot be read)."""
     try:
-        return int(torch.load(path, map_location="cpu", weights_only=True)["epoch"])
+        return int(load_file(path)["epoch"])
     except Exception:
         return -1
 
 
 def _describe(path: Path) -> dict:
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt = load_file(path)
     fit = ckpt.get("fit") or {}
     config = ckpt.get("config") or {}
     return dict(file=path.name, kind=ckpt.get("kind"), latent=list(config.get("latent", [])),
@@ -55,10 +54,8 @@ def _describe(path: Path) -> dict:
 
 
 def _scored(out: Path, run: str) -> set:
-    path = out / "runs" / f"{run}.curve.json"
-    if not path.is_file():
-        return set()
-    return {p["epoch"] for p in json.loads(path.read_text())["points"]}
+    curve = Results(out).curve(run)
+    return {p["epoch"] for p in curve["points"]} if curve else set()
 
 
 def _copy(src: Path, dst: Path) -> None:
@@ -80,13 +77,13 @@ def _finals(folder: Path) -> list:
 def _run_of(final: Path, roots: list):
     """The run a final checkpoint belongs to: the run whose learning-curve snapshots have
     the same model and training settings (``None`` when no snapshot says)."""
-    ckpt = torch.load(final, map_location="cpu", weights_only=True)
+    ckpt = load_file(final)
     for root in roots:
         for run_dir in sorted(p for p in Path(root).glob("*") if p.is_dir()):
             snap = next(iter(sorted(run_dir.glob("epoch*.pt"))), None)
             if snap is None:
                 continue
-            other = torch.load(snap, map_location="cpu", weights_only=True)
+            other = load_file(snap)
             if all(other.get(f) == ckpt.get(f) for f in ("kind", "config", "fit")):
                 return run_dir.name
     return None
@@ -115,7 +112,7 @@ def stash(out, cache=None) -> dict:
     snapshots = cache / "snapshots" / out.resolve().name
     for dst in _finals(folder):
         run = _run_of(dst, [snapshots, folder / "snapshots"])
-        if run is not None and (out / "runs" / f"{run}.json").is_file():   # evaluated
+        if run is not None and Results(out).finished(run):   # evaluated
             dst.unlink()
             done["dropped"].append(dst.name)
     for run, src in _snapshots(snapshots):

@@ -15,12 +15,9 @@ when the run was stopped at ``epoch``, on the first 2,000 training images binari
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-from . import comparison
+from .. import comparison
+from ..results import Results
 from .grids import DEPTH_FIGURE
-from .reproduce import load_curve_images
 
 LAYERS = (1, 2, 3, 4, 5)
 #: The paper's three claims, and the comparisons that test each, as (a, b) pairs of
@@ -44,18 +41,14 @@ def run_name(model: str, layers: int) -> str:
     return DEPTH_FIGURE[model].format(n=layers)
 
 
-def _curve_point(folder: Path, name: str, epoch: int):
-    path = folder / "runs" / f"{name}.curve.json"
-    if not path.is_file():
-        return None
-    return next((p for p in json.loads(path.read_text())["points"] if p["epoch"] == epoch),
-                None)
+def _folders(folders) -> list[Results]:
+    return [f if isinstance(f, Results) else Results(f) for f in folders]
 
 
 def _find(folders, name: str, epoch: int):
     """(folder, curve point) of the first folder whose run ``name`` reached ``epoch``."""
-    for folder in map(Path, folders):
-        point = _curve_point(folder, name, epoch)
+    for folder in _folders(folders):
+        point = folder.point(name, epoch)
         if point is not None:
             return folder, point
     return None, None
@@ -63,12 +56,7 @@ def _find(folders, name: str, epoch: int):
 
 def events(folders, name: str) -> list:
     """What the runs recorded besides their points (a divergence, say)."""
-    found = []
-    for folder in map(Path, folders):
-        path = folder / "runs" / f"{name}.events.json"
-        if path.is_file():
-            found += json.loads(path.read_text())
-    return found
+    return [e for folder in _folders(folders) for e in folder.events(name)]
 
 
 def points(folders, epoch: int = 300):
@@ -97,18 +85,14 @@ def points(folders, epoch: int = 300):
 def finals(folder) -> dict:
     """The runs of the figure trained to the end in ``folder``: ``{(model, layers): test NLL
     with k = 5000 on all test images}``."""
-    found = {}
-    for model in DEPTH_FIGURE:
-        for n in LAYERS:
-            path = Path(folder) / "runs" / f"{run_name(model, n)}.json"
-            if path.is_file():
-                found[(model, n)] = json.loads(path.read_text())["test_nll"]
-    return found
+    folder = _folders([folder])[0]
+    return {(model, n): r["test_nll"] for model in DEPTH_FIGURE for n in LAYERS
+            if (r := folder.run(run_name(model, n))) is not None}
 
 
 def _per_image(folders, name: str, epoch: int, which: str):
-    for folder in map(Path, folders):
-        values = load_curve_images(folder, name, which).get(epoch)
+    for folder in _folders(folders):
+        values = folder.curve_images(name, which).get(epoch)
         if values is not None:
             return values
     return None
@@ -142,7 +126,7 @@ def plot(table, full=None, axes=None, epoch: int = 300):
     (missing points left out), and the runs trained to the end (``full``: ``finals(...)``)
     with their k = 5000 test NLL. Returns the figure."""
     import matplotlib.pyplot as plt
-    from .plotting import WIDTH
+    from ..plotting import WIDTH
     if axes is None:
         fig, axes = plt.subplots(1, 3, figsize=(WIDTH, 3.0))
     fig = axes[0].figure

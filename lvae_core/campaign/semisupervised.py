@@ -1,10 +1,10 @@
 """Semi-supervised runs (Kingma et al., 2014) and their table: supervised-only, M1 + logistic
 regression, M2 and M1+M2, for several label counts and labelled draws.
 
-    python -m lvae_core.semisupervised_runs --data fashion-mnist --labels 100 --draw 0 \\
+    python -m lvae_core.campaign.semisupervised --data fashion-mnist --labels 100 --draw 0 \\
         --method m2 --epochs 300 --out results/semisupervised-fashion-mnist
-    python -m lvae_core.semisupervised_runs --labels 100,1000 --draw 0,1,2 --method all --list
-    python -m lvae_core.semisupervised_runs --merge --out results/semisupervised-fashion-mnist
+    python -m lvae_core.campaign.semisupervised --labels 100,1000 --draw 0,1,2 --method all --list
+    python -m lvae_core.campaign.semisupervised --merge --out results/semisupervised-fashion-mnist
 
 A run is named ``<method>-n<labels>-d<draw>``; draw d draws the labelled subset with seed d
 (``semisupervised_train.balanced_labels``) and trains with seed d. It writes
@@ -50,7 +50,6 @@ reached 27.1 % (100 labels, epoch 4) and 19.2 % (1,000 labels, epoch 18). A larg
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import shlex
 import sys
@@ -60,10 +59,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import checkpoints as ckpt
-from .runtime import atomic_write, record_command
-from .semisupervised import M2, Classifier, error_rate
-from .semisupervised_train import (N_VALID, M1Features, SSConfig, estimate_epoch_seconds,
+from .. import checkpoints as ckpt
+from ..results import Results, write_json
+from ..runtime import record_command
+from ..semisupervised import M2, Classifier, error_rate
+from ..semisupervised_train import (N_VALID, M1Features, SSConfig, estimate_epoch_seconds,
                                    fit_classifier, fit_logistic, fit_m2, split)
 
 METHODS = ("supervised", "m1-logreg", "m2", "m1m2")
@@ -93,10 +93,6 @@ def run_name(method: str, n_labels: int, draw: int) -> str:
     return f"{method}-n{n_labels}-d{draw}"
 
 
-def write_json(obj, path) -> Path:
-    return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2)))
-
-
 def _alphas(rows) -> str:
     """How the runs in ``rows`` set alpha, in words."""
     chosen = sorted({(r["n_labels"], r["alpha"]) for r in rows
@@ -114,7 +110,7 @@ def _check_method(method: str) -> None:
 
 def load_m1(path):
     """The M1 model (any ``lvae_core`` checkpoint), in eval mode on the CPU."""
-    from .reproduce import load_shipped
+    from ..checkpoints import load_checkpoint as load_shipped
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no M1 model at {path}: train an unsupervised VAE on all "
@@ -273,10 +269,11 @@ def run_all(methods, labels, draws, data, out, *, force=False, **options) -> lis
     for n_labels in labels:
         for draw in draws:
             for method in methods:
-                path = Path(out) / "runs" / f"{run_name(method, n_labels, draw)}.json"
-                if path.is_file() and not force:
-                    print(f"{path.stem}: done, skipped", flush=True)
-                    results.append(json.loads(path.read_text()))
+                name = run_name(method, n_labels, draw)
+                done = Results(out).run(name)
+                if done is not None and not force:
+                    print(f"{name}: done, skipped", flush=True)
+                    results.append(done)
                     continue
                 results.append(run_one(method, data, n_labels, draw, out, **options))
                 merge(out)
@@ -287,13 +284,11 @@ def merge(out) -> dict:
     """Gather ``<out>/runs/*.json`` into ``<out>/results.json`` and ``<out>/results.md``:
     per data set, method and label count, the mean and standard deviation of the test error
     over draws (``read_results``)."""
-    out = Path(out)
     result = read_results(out)
     if not result["rows"]:
-        raise FileNotFoundError(f"no results in {out / 'runs'}; run some first")
+        raise FileNotFoundError(f"no results in {Path(out) / 'runs'}; run some first")
     result.update(published_mnist=PUBLISHED_MNIST, note=NO_FASHION_NUMBER)
-    write_json(result, out / "results.json")
-    atomic_write(out / "results.md", lambda tmp: tmp.write_text(markdown(result, out)))
+    Results(out).write_summary(result, markdown(result, out))
     return result
 
 
@@ -309,10 +304,10 @@ def markdown(result: dict, out=None) -> str:
              "training images held out; the test set is used for nothing else), mean ± "
              "standard deviation over draws of the labelled subset (draw d: labelled images "
              "and training seeded with d).", ""]
-    made = Path(out) / "commands.txt" if out is not None else None
-    if made is not None and made.is_file():
+    made = Results(out).commands() if out is not None else []
+    if made:
         lines += ["Made with:", ""]
-        lines += [f"    {line}" for line in made.read_text().splitlines() if line.strip()]
+        lines += [f"    {line}" for line in made]
         lines += [""]
     lines += ["| data | labels | method | draws | test error % | validation error % | "
               "epoch selected | train s (mean) | MNIST, published % |",
@@ -358,10 +353,7 @@ def read_results(out) -> dict:
     count, as ``merge`` gathers them, but read only: nothing is written, so a reader (the
     book's chapter) may run where ``out`` is read-only, missing, or still filling up.
     Returns ``dict(rows=[...], summary=[...])``; both are empty when there is no run yet."""
-    runs = Path(out) / "runs"
-    paths = sorted(p for p in runs.glob("*.json") if not p.name.endswith(".curve.json")) \
-        if runs.is_dir() else []
-    rows = [json.loads(p.read_text()) for p in paths]
+    rows = list(Results(out).runs().values())
     order = {m: i for i, m in enumerate(METHODS)}
     rows.sort(key=lambda r: (r["data"], r["n_labels"], order.get(r["method"], 99), r["draw"]))
     groups: dict = {}
@@ -410,6 +402,77 @@ def paired_differences(results: dict, method: str, baseline: str = "supervised")
     return out
 
 
+# -- tables for the chapter ------------------------------------------------------------------
+
+#: How the chapter names the methods.
+NAMES = {"supervised": "supervised", "m1-logreg": "M1 + log. reg.", "m2": "M2",
+         "m1m2": "M1+M2"}
+
+
+def _cell(mean, std=None, n=None) -> str:
+    text = f"{mean:.2f}" + ("" if std is None else f" ± {std:.2f}")
+    return text + ("" if n is None else f" ({n})")
+
+
+def _summary(results: dict, method: str, n_labels: int):
+    return next((s for s in results["summary"] if s["method"] == method
+                 and s["n_labels"] == n_labels), None)
+
+
+def runs_table(results: dict):
+    """Per method and label count: the draws finished, the epochs each ran and kept, and the
+    minutes per run."""
+    import pandas as pd
+    return pd.DataFrame({f"{s['method']}, {s['n_labels']:,}": {
+        "draws": s["n"], "epochs run": "/".join(str(e) if e else "-" for e in s["epochs"]),
+        "epoch kept": "/".join("-" if e is None else str(e) for e in s["best_epoch"]),
+        "minutes per run": round(s["train_seconds_mean"] / 60, 1)}
+        for s in results["summary"]}).T.rename_axis("method, labels")
+
+
+def error_table(results: dict, labels=(100, 1000), larger: dict | None = None):
+    """Test error % per method and label count, mean ± standard deviation over draws (their
+    number in brackets), beside the paper's MNIST numbers; with ``larger`` (``read_results``
+    of the runs with ten times the paper's alpha), a row for that M2."""
+    import pandas as pd
+    table = {}
+    for method, name in NAMES.items():
+        row = {}
+        for n_l in labels:
+            s = _summary(results, method, n_l)
+            row[f"{n_l:,} labels"] = _cell(s["test_error_mean"], s["test_error_std"],
+                                           s["n"]) if s else "missing"
+            published = PUBLISHED_MNIST[n_l][PUBLISHED_COLUMN[method]]
+            row[f"MNIST {n_l:,}"] = _cell(*published) if isinstance(published, tuple) \
+                else _cell(published)
+        table[name] = row
+    if larger is not None:
+        table["M2, 10 x alpha"] = {
+            f"{n_l:,} labels": _cell(s["test_error_mean"], s["test_error_std"], s["n"])
+            if (s := _summary(larger, "m2", n_l)) else "missing" for n_l in labels}
+    table = pd.DataFrame(table).T.fillna("")
+    table.columns.name = "test error %"
+    return table
+
+
+def differences_table(results: dict, labels=(100, 1000), larger: dict | None = None):
+    """Each method's test error minus the supervised network's, draw by draw (the same
+    labelled and test images): mean ± standard error over draws (their number)."""
+    import pandas as pd
+    baseline = [r for r in results["rows"] if r["method"] == "supervised"]
+
+    def row(rows, method):
+        return {f"{d['n_labels']:,} labels": f"{d['mean']:+.2f}"
+                + ("" if d["se"] is None else f" ± {d['se']:.2f}") + f" ({len(d['draws'])})"
+                for d in paired_differences({"rows": rows + baseline}, method)}
+    diffs = {NAMES[m]: row([r for r in results["rows"] if r["method"] == m], m)
+             for m in ("m1-logreg", "m2", "m1m2")}
+    if larger is not None:
+        diffs["M2, 10 x alpha"] = row(larger["rows"], "m2")
+    return (pd.DataFrame(diffs).T.reindex(columns=[f"{n:,} labels" for n in labels])
+            .fillna("not run").rename_axis("minus supervised, points"))
+
+
 # -- command line ----------------------------------------------------------------------------
 
 def _ints(text: str) -> list[int]:
@@ -433,8 +496,8 @@ def _methods(text: str) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .data import DATASETS
-    p = argparse.ArgumentParser(prog="python -m lvae_core.semisupervised_runs",
+    from ..data import DATASETS
+    p = argparse.ArgumentParser(prog="python -m lvae_core.campaign.semisupervised",
                                 description="Semi-supervised runs of Kingma et al. (2014).")
     p.add_argument("--data", choices=DATASETS, default="fashion-mnist")
     p.add_argument("--labels", type=_ints, default=[100], help="labelled images, e.g. 100,1000")
@@ -475,7 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _record_command(out: Path, argv) -> None:
-    record_command(out, "python -m lvae_core.semisupervised_runs "
+    record_command(out, "python -m lvae_core.campaign.semisupervised "
                    + " ".join(shlex.quote(a) for a in argv))
 
 
@@ -496,7 +559,7 @@ def main(argv=None) -> int:
         return 0
     if args.threads:
         torch.set_num_threads(args.threads)
-    from .data import load_dataset
+    from ..data import load_dataset
     data = load_dataset(args.data, n_train=args.n_train)
     config = SSConfig(epochs=args.epochs, lr=args.lr, batch_unlabelled=args.batch_unlabelled,
                       batch_labelled=args.batch_labelled, alpha=args.alpha, y=args.y,

@@ -14,25 +14,33 @@
   L_k for k = 1, 5, 50. Names: ``vae-L1-k1``, ``iwae-L2-k50``, ... (``iwae-L*-k1`` is the
   same objective as ``vae-L*-k1``, so it shares that checkpoint through ``fit``'s cache.)
 
-``schedule(config, epochs=...)`` turns a configuration into its ``TrainConfig``;
-``lvae_core.reproduce`` runs them.
+Each configuration is one ``Run`` record: its name, the model (``ModelConfig``), the training
+(``TrainConfig``: the published protocol, or a shortened one) and the evaluation
+(``EvalSpec``). The runner (``campaign.runner``), the command line and the results files all
+use it; ``run.record()`` is the form a results file keeps.
 """
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from .configs import IWAE_ARCHS, LVAE_HIDDEN, LVAE_LATENT, ModelConfig, TrainConfig
+from ..configs import IWAE_ARCHS, LVAE_HIDDEN, LVAE_LATENT, ModelConfig, TrainConfig
+
+#: Epochs after which a run's model is saved and evaluated for its learning curve.
+CURVE_EPOCHS = (1, 3, 10, 30, 100, 300, 1000, 2000, 3280)
+#: The learning curve's test images (the first of the test set binarized once) and samples.
+CURVE_IMAGES, CURVE_K = 2000, 1000
 
 IWAE_KS = (1, 5, 50)
 
-#: The published protocols: Sønderby et al. (2016), experiments section; Burda et al. (2016),
-#: section 5.
+#: The published protocols: Sønderby et al. (2016), experiments section (warm-up over the
+#: first 200 epochs); Burda et al. (2016), section 5 (no warm-up).
 PROTOCOLS = {
-    "lvae": dict(epochs=2000, warmup_epochs=200, lr=2e-4, batch_size=256, lr_schedule=None,
-                 init_output_bias=False),
-    "iwae": dict(epochs=3280, warmup_epochs=0, lr=1e-3, batch_size=20, lr_schedule="iwae",
-                 init_output_bias=True, adam_eps=1e-4),
+    "lvae": TrainConfig(epochs=2000, warmup_epochs=200.0, lr=2e-4, batch_size=256,
+                        objective="iwae"),
+    "iwae": TrainConfig(epochs=3280, lr=1e-3, batch_size=20, lr_schedule="iwae",
+                        init_output_bias=True, adam_eps=1e-4, objective="iwae"),
 }
 
 #: Published negative test log-likelihoods in nats, copied from the papers:
@@ -66,28 +74,71 @@ GRIDS = ("lvae", "iwae", "all")
 
 
 @dataclass(frozen=True)
-class Config:
-    """One configuration of a grid: the model, its objective and its published protocol."""
+class EvalSpec:
+    """How a run is scored: the final estimate's samples ``k`` (on every test image), and the
+    learning curve's samples and test images."""
+    k: int = 5000
+    curve_k: int = CURVE_K
+    curve_images: int = CURVE_IMAGES
+
+
+@dataclass(frozen=True)
+class Run:
+    """One configuration of a grid, the one record of what a run computes: its ``model``, its
+    ``train``ing (the published protocol of ``published_epochs`` epochs unless shortened) and
+    its ``eval``uation."""
     name: str
     grid: str                       # "lvae" or "iwae"
-    kind: str                       # "hvae" or "lvae" (lvae_core.build_model)
-    hidden: tuple
-    latent: tuple
-    activation: str
-    batch_norm: bool
-    warmup: bool                    # KL warm-up over the protocol's warm-up share
-    k: int                          # importance samples in training
-    protocol: dict = field(default_factory=dict, compare=False, hash=False)
-    objective: str = "iwae"         # with k > 1: "iwae" (L_k) or "elbo" (the k-sample ELBO)
+    model: ModelConfig
+    train: TrainConfig
+    published_epochs: int
+    eval: EvalSpec = EvalSpec()
 
-    @property
-    def num_layers(self) -> int:
-        return len(self.latent)
+    # what the grids' names say, read off the record
+    kind = property(lambda self: self.model.kind)
+    num_layers = property(lambda self: self.model.num_layers)
+    warmup = property(lambda self: self.train.warmup_epochs > 0)
+    k = property(lambda self: self.train.k)
+    shortened = property(lambda self: self.train.epochs < self.published_epochs)
 
-    def model(self, x_dim: int = 784) -> ModelConfig:
-        """The model's configuration (a Bernoulli likelihood on ``x_dim`` pixels)."""
-        return ModelConfig(self.kind, self.hidden, self.latent, x_dim, "bernoulli",
-                           self.batch_norm, self.activation)
+    def replace(self, *, epochs: int | None = None, epochs_scale: float = 1.0,
+                eval_k: int | None = None, x_dim: int | None = None, **train) -> "Run":
+        """A copy trained for ``epochs`` (or ``epochs_scale`` times the published epochs; the
+        warm-up keeps its share), scored with ``eval_k`` samples, on ``x_dim`` pixels, with
+        other ``TrainConfig`` fields changed (``seed``, ``precision``, ``compiled``)."""
+        tc, published = self.train, self.published_epochs
+        if epochs or epochs_scale != 1.0:
+            n = int(epochs if epochs else max(1, int(round(published * epochs_scale))))
+            warmup = PROTOCOLS[self.grid].warmup_epochs if self.warmup else 0.0
+            train = dict(epochs=n, warmup_epochs=warmup * n / published, **train)
+        return dataclasses.replace(
+            self, train=tc.replace(**train) if train else tc,
+            model=self.model.replace(x_dim=x_dim) if x_dim else self.model,
+            eval=dataclasses.replace(self.eval, k=eval_k) if eval_k else self.eval)
+
+    def record(self) -> dict:
+        """The run as a results file keeps it (``runs/<name>.json``): the flat fields that
+        tables read, and the model's, the training's and the evaluation's fields."""
+        m = self.model
+        return dict(name=self.name, grid=self.grid, kind=m.kind, num_layers=m.num_layers,
+                    hidden=list(m.hidden), latent=list(m.latent), activation=m.activation,
+                    batch_norm=m.batch_norm, warmup=self.warmup, train_k=self.k,
+                    fit=train_fields(self.train), published_epochs=self.published_epochs,
+                    shortened=self.shortened, seed=self.train.seed, eval_k=self.eval.k,
+                    compiled=bool(self.train.compiled), precision=self.train.precision,
+                    model=m.kwargs(), eval=dataclasses.asdict(self.eval))
+
+
+def train_fields(tc: TrainConfig) -> dict:
+    """Every field of a ``TrainConfig``, as a results file keeps it."""
+    return {f.name: getattr(tc, f.name) for f in dataclasses.fields(tc)}
+
+
+def _run(name: str, grid: str, model: ModelConfig, warmup: bool, k: int = 1,
+         objective: str = "iwae") -> Run:
+    p = PROTOCOLS[grid]
+    train = p.replace(k=k, objective=objective, warmup_epochs=p.warmup_epochs if warmup else 0.0)
+    return Run(name, grid, model, train, p.epochs)
 
 
 #: The variants of the LVAE grid: suffix -> (batch norm, KL warm-up, kinds).
@@ -96,7 +147,7 @@ LVAE_VARIANTS = {"plain": (False, False, ("hvae", "lvae")),
                  "bn": (True, False, ("hvae",))}
 
 
-def lvae_grid(layers=range(1, 6)) -> list[Config]:
+def lvae_grid(layers=range(1, 6)) -> list[Run]:
     """Sønderby et al.'s grid: {hvae, lvae} x L layers x {plain, bn-wu}, and hvae with batch
     norm alone (``-bn``), so that the paper's main figure (VAE, VAE+BN, VAE+BN+WU,
     LVAE+BN+WU against depth) is in it."""
@@ -105,9 +156,9 @@ def lvae_grid(layers=range(1, 6)) -> list[Config]:
         for kind in ("hvae", "lvae"):
             for suffix, (bn, wu, kinds) in LVAE_VARIANTS.items():
                 if kind in kinds:
-                    configs.append(Config(f"{kind}-L{n}-{suffix}", "lvae", kind,
-                                          LVAE_HIDDEN[:n], LVAE_LATENT[:n], "leaky_relu", bn,
-                                          wu, 1, PROTOCOLS["lvae"]))
+                    model = ModelConfig(kind, LVAE_HIDDEN[:n], LVAE_LATENT[:n], 784,
+                                        "bernoulli", bn, "leaky_relu")
+                    configs.append(_run(f"{kind}-L{n}-{suffix}", "lvae", model, wu))
     return configs
 
 
@@ -130,22 +181,22 @@ def depth_figure_names(layers=range(1, 6)) -> list[str]:
     return names
 
 
-def iwae_grid(layers=(1, 2), ks=IWAE_KS) -> list[Config]:
+def iwae_grid(layers=(1, 2), ks=IWAE_KS) -> list[Run]:
     """Burda et al.'s grid, 1 and 2 layers: the IWAE trained on L_k for each k, and the VAE
     trained on the ELBO estimated with the same k samples (``vae-L*-k1`` and ``iwae-L*-k1``
     are the same objective)."""
     configs = []
     for n in layers:
         hidden, latent = IWAE_ARCHS[n]
-        arch = ("hvae", hidden, latent, "tanh", False, False)
-        configs.append(Config(f"vae-L{n}-k1", "iwae", *arch, 1, PROTOCOLS["iwae"]))
-        configs += [Config(f"iwae-L{n}-k{k}", "iwae", *arch, k, PROTOCOLS["iwae"]) for k in ks]
-        configs += [Config(f"vae-L{n}-k{k}", "iwae", *arch, k, PROTOCOLS["iwae"],
-                           objective="elbo") for k in ks if k > 1]
+        model = ModelConfig("hvae", hidden, latent, 784, "bernoulli", False, "tanh")
+        configs.append(_run(f"vae-L{n}-k1", "iwae", model, False))
+        configs += [_run(f"iwae-L{n}-k{k}", "iwae", model, False, k) for k in ks]
+        configs += [_run(f"vae-L{n}-k{k}", "iwae", model, False, k, "elbo")
+                    for k in ks if k > 1]
     return configs
 
 
-def list_configs(grid: str = "all", only=None) -> list[Config]:
+def list_configs(grid: str = "all", only=None) -> list[Run]:
     """The configurations of ``grid`` ("lvae", "iwae" or "all") whose names match ``only``:
     None, or comma-separated names or glob patterns (``"lvae-L5-*,iwae-L1-k50"``)."""
     if grid not in GRIDS:
@@ -171,24 +222,9 @@ def parse_shard(text: str) -> tuple[int, int]:
     return i, n
 
 
-def shard(configs: list[Config], i: int, n: int) -> list[Config]:
+def shard(configs: list[Run], i: int, n: int) -> list[Run]:
     """The configurations whose index is ``i`` modulo ``n``: the n shards partition the list."""
     return [c for j, c in enumerate(configs) if j % n == i]
-
-
-def schedule(config: Config, epochs: int | None = None, epochs_scale: float = 1.0, *,
-             seed: int = 0, compiled=False, precision: str = "fp32") -> TrainConfig:
-    """The training configuration of ``config``: the published protocol, or a shorter one
-    with ``epochs`` (or ``epochs_scale`` times the published epochs); the warm-up keeps its
-    share of the epochs."""
-    p = config.protocol
-    n = epochs if epochs else max(1, int(round(p["epochs"] * epochs_scale)))
-    warmup = p["warmup_epochs"] * n / p["epochs"] if config.warmup else 0.0
-    return TrainConfig(epochs=int(n), warmup_epochs=warmup, lr=p["lr"],
-                       batch_size=p["batch_size"], lr_schedule=p["lr_schedule"],
-                       init_output_bias=p["init_output_bias"], k=config.k,
-                       objective=config.objective, adam_eps=p.get("adam_eps", 1e-8),
-                       seed=seed, compiled=compiled, precision=precision)
 
 
 def published(data_name: str, name: str):
