@@ -294,6 +294,75 @@ def units_above(n_above, model, x, threshold: float = 0.01):
     return True, f"{value:g} of {kl.numel()} units carry more than {threshold:g} nats."
 
 
+@_check("ex-vae-5", "`train_vae(encoder, decoder, images, epochs)`, a function")
+def training_loop(train_vae, images, seed: int = 0, epochs: int = 5, n: int = 1000):
+    """train_vae(encoder, decoder, images, epochs) trains in place, returns each epoch's ELBO."""
+    from .models import VAE    # the check's own small VAE: tanh, no batch norm
+    images = torch.as_tensor(images)[:n].float()
+    x = torch.bernoulli(images.reshape(len(images), -1),
+                        generator=torch.Generator().manual_seed(seed))
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = VAE(x_dim=x.shape[1], hidden=(200,), latent=(10,), batch_norm=False,
+                    activation="tanh")
+        model.generative.init_output_bias(x.mean(0))   # starts at the pixels' marginals
+        encoder, decoder = model.inference.layers[0], model.generative.decoder
+        start = [p.detach().clone() for p in model.parameters()]
+        history = train_vae(encoder, decoder, x, epochs)
+    history = [as_number(h) for h in history]
+    if len(history) != epochs or not all(map(math.isfinite, history)):
+        return False, (f"train_vae(..., epochs={epochs}) returned {len(history)} values; "
+                       f"expected {epochs} finite numbers, the average ELBO of each epoch.")
+    elbo, kl = _independent_elbo(encoder, decoder, x, seed)
+    # the best ELBO of a model that ignores z: independent Bernoulli pixels with the data's
+    # means and a KL of 0, in closed form
+    m = x.double().mean(0).clamp(1e-6, 1 - 1e-6)
+    marginal = (m * m.log() + (1 - m) * (-m).log1p()).sum().item()
+    if not elbo > marginal + 10:
+        if all(torch.equal(p, p0) for p, p0 in zip(model.parameters(), start)):
+            hint = ("they are the networks' initial parameters. Hint: one Adam step per "
+                    "mini-batch, optimizer.zero_grad(), loss.backward(), optimizer.step(), "
+                    "with the optimizer given both networks' parameters")
+        elif kl < 0.5:
+            hint = ("q(z | x) has collapsed to the prior, so z tells the decoder nothing. "
+                    "Hint: draw z = mu + sqrt(var) * eps from the encoder's outputs, without "
+                    ".detach() or .sample(), so that the reconstruction term's gradient "
+                    "reaches the encoder")
+        elif kl > 100:
+            hint = (f"its KL has grown to {kl:.0f} nats. Hint: the ELBO is the "
+                    "reconstruction term minus the KL, and the loss is minus the ELBO")
+        else:
+            hint = ("Hint: one Adam step (lr 1e-3) per mini-batch of 100 images, on minus "
+                    "the batch's mean ELBO, with optimizer.zero_grad() before backward()")
+        return False, (f"after {epochs} epochs on {len(x)} images your loop's networks have "
+                       f"an ELBO of {elbo:.1f} nats, not above the {marginal:.1f} of a model "
+                       f"that ignores z: {hint}.")
+    if abs(history[-1] - elbo) > 10:
+        return False, (f"the networks train, but the last epoch's ELBO you return, "
+                       f"{history[-1]:.1f}, is {_off(history[-1], elbo)}: measured "
+                       f"independently it is {elbo:.1f}. Hint: return the ELBO "
+                       "(reconstruction minus KL) averaged per image, not the loss, and not "
+                       "a sum over a batch.")
+    return True, (f"after {epochs} epochs your loop's networks have an ELBO of {elbo:.1f} "
+                  f"nats (its last epoch reported {history[-1]:.1f}), above the "
+                  f"{marginal:.1f} of a model that ignores z.")
+
+
+@torch.no_grad()
+def _independent_elbo(encoder, decoder, x, seed: int, k: int = 20) -> tuple[float, float]:
+    """The mean ELBO of x and its mean KL, from torch.distributions: k samples of z for the
+    reconstruction term, the closed-form KL."""
+    mu, var = (t.double() for t in encoder(x))
+    q = torch.distributions.Normal(mu, var.sqrt())
+    eps = torch.randn((k, *mu.shape), dtype=torch.float64,
+                      generator=torch.Generator().manual_seed(seed))
+    z = (q.loc + q.scale * eps).float().reshape(k * len(x), -1)
+    logits = decoder(z).double().reshape(k, len(x), -1)
+    rec = torch.distributions.Bernoulli(logits=logits).log_prob(x.double()).sum(-1).mean(0)
+    kl = torch.distributions.kl_divergence(q, torch.distributions.Normal(0.0, 1.0)).sum(-1)
+    return (rec - kl).mean().item(), kl.mean().item()
+
+
 # Chapter 4: the hierarchical VAE
 
 @_check("ex-04-2", "`rec` (E log p(x|z1)) and `kls` (the KL of each layer)", answers=2)
@@ -473,7 +542,7 @@ def unlabelled_gradient(exact_grad, x, A, L, eps: float = 1e-6):
 
 CHECKS = {c.exercise: c for c in (
     jensen_gap, elbo_split, diagonal_gap, baseline_variances, cosine_variances,
-    laplace_sampler, amortization_gap, units_above, elbo_from_pieces, activity_counts,
-    chain_posterior, weight_variance, ess_by_dimension, normalising_constant, nll_by_k,
-    unlabelled_gradient)}
+    laplace_sampler, amortization_gap, units_above, training_loop, elbo_from_pieces,
+    activity_counts, chain_posterior, weight_variance, ess_by_dimension, normalising_constant,
+    nll_by_k, unlabelled_gradient)}
 """Every check, by the label of its exercise."""

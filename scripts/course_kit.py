@@ -72,6 +72,7 @@ HIDDEN = {
     "ex-reparam-4": "checks.laplace_sampler(laplace_sample, mu=-2.0, b=3.0)",
     "ex-vae-2": "tuple(torch.as_tensor(q_optimized[0]).shape) == (100, model.latent[0])",
     "ex-vae-3": "0 <= checks.as_number(n_above) <= model.latent[0]",
+    "ex-vae-5": "checks.training_loop(train_vae, data.train_x, seed=1)",
     "ex-04-2": "all(math.isfinite(checks.as_number(kl)) for kl in kls)",
     "ex-04-3": "sum(checks.lookup(counts, 1e-3)) >= sum(checks.lookup(counts, 1e-1))",
     "ex-04-4": "np.linalg.eigvalsh(np.asarray(post, dtype=float)).min() > 0",

@@ -36,7 +36,7 @@ def test_every_checked_exercise_has_a_hidden_test_and_a_question():
         assert len(begins) == len(labels), path.name
         # the chapter itself is untouched by building its master
         assert [q["label"] for q in course_kit.questions(nb)] == labels
-    assert len(course_kit.HIDDEN) == 16
+    assert len(course_kit.HIDDEN) == 17
 
 
 def test_grading_full_zero_and_one_wrong(tmp_path):

@@ -39,6 +39,7 @@ def test_a_malformed_answer_is_wrong_not_an_error(garbage):
              checks.normalising_constant(garbage), checks.nll_by_k(garbage),
              checks.units_above(garbage, model, torch.zeros(4, 12)),
              checks.amortization_gap(garbage, model, torch.zeros(4, 12)),
+             checks.training_loop(garbage, torch.zeros(4, 12)),
              checks.unlabelled_gradient(garbage, torch.zeros(3, 2), torch.zeros(2, 3),
                                         torch.zeros(3, 3))]
     for feedback in calls:
@@ -215,6 +216,51 @@ def test_units_above(small_vae, small_data):
     right = int((kl > 0.01).sum())
     assert checks.units_above(right, small_vae, small_data)
     assert _status(checks.units_above(right + 3, small_vae, small_data)) == "wrong"
+
+
+def _loop(mistake=None, kl_form="closed"):
+    """A student's VAE training loop (Adam, batches of 100), with one mistake or none."""
+    def train_vae(encoder, decoder, images, epochs):
+        optimizer = torch.optim.Adam([*encoder.parameters(), *decoder.parameters()], lr=1e-3)
+        elbos = []
+        for _ in range(epochs):
+            total = 0.0
+            for x in images[torch.randperm(len(images))].split(100):
+                mu, var = encoder(x)
+                z = mu + var.sqrt() * torch.randn_like(mu)
+                if mistake == "no reparameterization":
+                    z = z.detach()
+                logits = decoder(z)
+                rec = torch.distributions.Bernoulli(logits=logits).log_prob(x).sum(-1)
+                if kl_form == "closed":
+                    kl = 0.5 * (var + mu**2 - 1 - var.log()).sum(-1)
+                else:   # log q(z|x) - log p(z) at the sample
+                    kl = 0.5 * (z**2 - var.log() - (z - mu) ** 2 / var).sum(-1)
+                elbo = rec + kl if mistake == "KL added" else rec - kl
+                optimizer.zero_grad()
+                (-elbo.mean()).backward()
+                optimizer.step()
+                total += elbo.sum().item()
+            elbos.append(-total / len(images) if mistake == "loss returned"
+                         else total / len(images))
+        return elbos
+    return train_vae
+
+
+def test_training_loop(mnist5k):
+    images = mnist5k.train_x
+    assert checks.training_loop(_loop(), images)
+    assert checks.training_loop(_loop(kl_form="sampled"), images, seed=1)
+    collapsed = checks.training_loop(_loop("no reparameterization"), images)
+    assert _status(collapsed) == "wrong" and "collapsed" in collapsed.message
+    flipped = checks.training_loop(_loop("KL added"), images)
+    assert _status(flipped) == "wrong" and "minus the KL" in flipped.message
+    loss = checks.training_loop(_loop("loss returned"), images)
+    assert _status(loss) == "wrong" and "not the loss" in loss.message
+    short = checks.training_loop(lambda enc, dec, x, epochs: [-200.0] * (epochs - 1), images)
+    assert _status(short) == "wrong" and "expected 5" in short.message
+    untrained = checks.training_loop(lambda enc, dec, x, epochs: [-200.0] * epochs, images)
+    assert _status(untrained) == "wrong" and "Adam" in untrained.message
 
 
 @pytest.fixture(scope="module")
