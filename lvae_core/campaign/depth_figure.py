@@ -8,10 +8,11 @@ learning rate) stopped after ``epoch`` epochs (``python -m lvae_core reproduce -
 ``epoch``. A point is scored on the learning curve's 2,000 test images with k = 1000, and,
 when the run was stopped at ``epoch``, on the first 2,000 training images binarized once.
 
-    from lvae_core import depth_figure as df
+    from lvae_core.campaign import depth_figure as df
     folders = ["results/fashion-mnist-depth", "results/fashion-mnist-protocol"]
     points = df.points(folders, epoch=300)        # one row per model and depth
     df.claims(folders, epoch=300)                 # the paper's three claims, paired
+    df.effects(folders, epoch=300)                # BN, warm-up, the ladder at each depth
 """
 from __future__ import annotations
 
@@ -20,17 +21,26 @@ from ..results import Results
 from .grids import DEPTH_FIGURE
 
 LAYERS = (1, 2, 3, 4, 5)
-#: The paper's three claims, and the comparisons that test each, as (a, b) pairs of
-#: (model, layers): ΔNLL = NLL_a − NLL_b, negative when a is better.
+#: The paper's three claims and the comparisons that test each. A comparison is a pair
+#: (a, b) of sides, ΔNLL = NLL_a − NLL_b on the same images, negative when a is better; a
+#: side is a point (model, layers) or a depth gain ((model, n), (model, 1)), NLL_n − NLL_1,
+#: so that a pair of gains is the difference of differences: how much more depth gains
+#: with batch norm and warm-up than without.
 CLAIMS = {
     "1. without BN and warm-up, depth does not help":
         [(("VAE", n), ("VAE", 1)) for n in LAYERS[1:]],
     "2. BN and warm-up let depth pay":
         [(("VAE+BN+WU", 5), ("VAE+BN+WU", 1)), (("LVAE+BN+WU", 5), ("LVAE+BN+WU", 1))]
-        + [(("VAE+BN+WU", n), ("VAE", n)) for n in LAYERS],
+        + [((("VAE+BN+WU", n), ("VAE+BN+WU", 1)), (("VAE", n), ("VAE", 1)))
+           for n in LAYERS[1:]],
     "3. the ladder is best at every depth":
         [(("LVAE+BN+WU", n), ("VAE+BN+WU", n)) for n in LAYERS[1:]],
 }
+#: What each ingredient does at each depth (``effects``): (row label, a, b), NLL_a − NLL_b.
+EFFECTS = (("BN: VAE+BN − VAE", "VAE+BN", "VAE"),
+           ("WU: VAE+BN+WU − VAE+BN", "VAE+BN+WU", "VAE+BN"),
+           ("BN and WU: VAE+BN+WU − VAE", "VAE+BN+WU", "VAE"),
+           ("ladder: LVAE+BN+WU − VAE+BN+WU", "LVAE+BN+WU", "VAE+BN+WU"))
 
 
 def run_name(model: str, layers: int) -> str:
@@ -98,23 +108,68 @@ def _per_image(folders, name: str, epoch: int, which: str):
     return None
 
 
+def _is_gain(side) -> bool:
+    return isinstance(side[0], tuple)
+
+
+def _side(folders, side, epoch: int, which: str):
+    """A side's per-image log-likelihoods: a point's, or a depth gain's (ll_n − ll_1)."""
+    if _is_gain(side):
+        deep, shallow = (_per_image(folders, run_name(*s), epoch, which) for s in side)
+        return None if deep is None or shallow is None else deep - shallow
+    return _per_image(folders, run_name(*side), epoch, which)
+
+
+def _label(side) -> str:
+    if _is_gain(side):
+        (model, n), (_, m) = side
+        return f"({model} L{n} − L{m})"
+    return f"{side[0]} L{side[1]}"
+
+
+def compare(folders, a, b, epoch: int = 300, which: str = "test",
+            level: float = 2.0) -> dict | None:
+    """The paired difference NLL_a − NLL_b of two sides (see ``CLAIMS``) on the same images,
+    with its SE, z and verdict at ``level`` SE; None while a run has not reached ``epoch``."""
+    la, lb = _side(folders, a, epoch, which), _side(folders, b, epoch, which)
+    if la is None or lb is None:
+        return None
+    r = comparison.paired_difference(la, lb)
+    return {"a − b": f"{_label(a)} − {_label(b)}", "ΔNLL": round(r["delta_nll"], 2),
+            "paired SE": round(r["se"], 2), "z": round(r["z"], 1),
+            "verdict": comparison.verdict(r, level)}
+
+
 def claims(folders, epoch: int = 300, which: str = "test", level: float = 2.0):
     """The paper's three claims as paired differences on the same images (``which``: "test"
-    or "train"), one row per comparison whose two runs have reached ``epoch``: ΔNLL, its
+    or "train"), one row per comparison whose runs have all reached ``epoch``: ΔNLL, its
     paired SE, z and the verdict at ``level`` SE."""
     import pandas as pd
     rows = []
     for claim, pairs in CLAIMS.items():
         for a, b in pairs:
-            la = _per_image(folders, run_name(*a), epoch, which)
-            lb = _per_image(folders, run_name(*b), epoch, which)
-            if la is None or lb is None:
-                continue
-            r = comparison.paired_difference(la, lb)
-            rows.append({"claim": claim, "a − b": f"{a[0]} L{a[1]} − {b[0]} L{b[1]}",
-                         "ΔNLL": round(r["delta_nll"], 2), "paired SE": round(r["se"], 2),
-                         "z": round(r["z"], 1), "verdict": comparison.verdict(r, level)})
+            row = compare(folders, a, b, epoch, which, level)
+            if row is not None:
+                rows.append({"claim": claim, **row})
     return pd.DataFrame(rows, columns=["claim", "a − b", "ΔNLL", "paired SE", "z", "verdict"])
+
+
+def effects(folders, epoch: int = 300, which: str = "test"):
+    """What batch norm, warm-up and the ladder each change at each depth: a table of paired
+    differences "ΔNLL (SE)", one row per ``EFFECTS`` entry and one column per depth: "not
+    yet" where a run has not reached ``epoch``, "—" where the two are one model."""
+    import pandas as pd
+    table = {}
+    for label, a, b in EFFECTS:
+        table[label] = {}
+        for n in LAYERS:
+            if run_name(a, n) == run_name(b, n):   # at one layer the ladder is the hierarchy
+                table[label][f"L{n}"] = "—"
+                continue
+            row = compare(folders, (a, n), (b, n), epoch, which)
+            table[label][f"L{n}"] = (f"{row['ΔNLL']:+.2f} ({row['paired SE']:.2f})"
+                                     if row else "not yet")
+    return pd.DataFrame(table).T
 
 
 STYLE = {"VAE": ("tab:blue", ":", "o"), "VAE+BN": ("tab:green", "--", "^"),

@@ -1,0 +1,149 @@
+"""The depth figure's reading (lvae_core.campaign.depth_figure) on results folders written
+here: every paired difference against numpy computed from the per-image values, and the
+verdict rules on cases built to hold, to fail and to stay open."""
+import math
+
+import numpy as np
+import pytest
+
+from lvae_core.campaign import depth_figure as df
+from lvae_core.results import Results
+
+N = 400          # images
+EPOCH = 300
+
+
+def nll_offsets(**changes) -> dict:
+    """Mean NLL above a common base for every (model, layers) of the figure: the paper's
+    picture (flat plain VAE, depth paying with BN and warm-up, the ladder best), with
+    ``changes`` {run name: offset} replacing single runs."""
+    offsets = {}
+    for model, shift in (("VAE", 3.0), ("VAE+BN", 2.5), ("VAE+BN+WU", 2.0),
+                         ("LVAE+BN+WU", 1.5)):
+        for n in df.LAYERS:
+            gain = 0.0 if model in ("VAE", "VAE+BN") else 0.4 * (n - 1)
+            name = df.run_name(model, n)
+            if name not in offsets:
+                offsets[name] = shift - gain
+    offsets.update(changes)
+    return offsets
+
+
+def write_folder(folder, offsets: dict, missing=(), seed=0) -> dict:
+    """One learning-curve point at EPOCH per run (test and train per-image values); returns
+    the per-image test NLLs written, {run name: array}."""
+    rng = np.random.default_rng(seed)
+    base = 230 + 5 * rng.standard_normal(N)
+    res, written = Results(folder), {}
+    for name, offset in offsets.items():
+        if name in missing:
+            continue
+        nll = base + offset + 0.3 * rng.standard_normal(N)
+        written[name] = nll
+        res.write_curve({"name": name, "points": [dict(
+            epoch=EPOCH, test_nll=float(nll.mean()),
+            test_nll_sem=float(nll.std(ddof=1) / math.sqrt(N)),
+            test_elbo=-float(nll.mean()) - 2, active_units=[3, 1], kl_per_layer=[4.0, 1.0],
+            train_nll=float(nll.mean()) - 1, train_seconds=3600.0)]})
+        res.add_curve_images(name, EPOCH, -nll)
+        res.add_curve_images(name, EPOCH, -(nll - 1), which="train")
+    return written
+
+
+def paired(a, b):
+    d = a - b
+    return d.mean(), d.std(ddof=1) / math.sqrt(len(d))
+
+
+def test_the_ladder_at_one_layer_is_the_hierarchy():
+    assert df.run_name("LVAE+BN+WU", 1) == df.run_name("VAE+BN+WU", 1) == "hvae-L1-bn-wu"
+    assert df.run_name("LVAE+BN+WU", 4) == "lvae-L4-bn-wu"
+    names = {df.run_name(m, n) for m in df.DEPTH_FIGURE for n in df.LAYERS}
+    assert len(names) == 19
+
+
+def test_every_comparison_is_the_paired_difference_of_the_per_image_values(tmp_path):
+    nll = write_folder(tmp_path, nll_offsets())
+    table = df.claims([tmp_path], epoch=EPOCH)
+    assert len(table) == sum(len(p) for p in df.CLAIMS.values())
+    rows = table.set_index("a − b")
+    mean, se = paired(nll["lvae-L3-bn-wu"], nll["hvae-L3-bn-wu"])
+    row = rows.loc["LVAE+BN+WU L3 − VAE+BN+WU L3"]
+    assert row["ΔNLL"] == pytest.approx(mean, abs=0.006)
+    assert row["paired SE"] == pytest.approx(se, abs=0.006)
+    # The difference of differences: how much more four layers gain with BN and warm-up.
+    mean, se = paired(nll["hvae-L4-bn-wu"] - nll["hvae-L1-bn-wu"],
+                      nll["hvae-L4-plain"] - nll["hvae-L1-plain"])
+    row = rows.loc["(VAE+BN+WU L4 − L1) − (VAE L4 − L1)"]
+    assert row["ΔNLL"] == pytest.approx(mean, abs=0.006)
+    assert row["paired SE"] == pytest.approx(se, abs=0.006)
+    assert row["ΔNLL"] == pytest.approx(-1.2, abs=0.1)          # 3 × 0.4 built in
+    # The train panel's values are read instead when asked for.
+    train = df.claims([tmp_path], epoch=EPOCH, which="train").set_index("a − b")
+    assert train.loc["VAE L5 − VAE L1", "ΔNLL"] == rows.loc["VAE L5 − VAE L1", "ΔNLL"]
+
+
+def test_verdicts_hold_on_the_papers_picture(tmp_path):
+    write_folder(tmp_path, nll_offsets())
+    verdicts = df.verdicts(df.claims([tmp_path], epoch=EPOCH))
+    assert list(verdicts["verdict"]) == ["holds"] * 3
+    assert list(verdicts["contradict"]) == [0, 0, 0]
+
+
+def test_one_measured_contradiction_is_enough(tmp_path):
+    # The plain five-layer model a nat better than the one-layer one: claim 1 fails; the
+    # ladder a nat worse at three layers: claim 3 fails; claim 2 is untouched by either
+    # (its depth gains are 1.6 nats with BN and warm-up against 1 without).
+    offsets = nll_offsets(**{"hvae-L5-plain": 2.0, "lvae-L3-bn-wu": 2.2})
+    write_folder(tmp_path, offsets)
+    verdicts = df.verdicts(df.claims([tmp_path], epoch=EPOCH))
+    assert list(verdicts["verdict"]) == ["does not hold", "holds", "does not hold"]
+    assert list(verdicts["contradict"]) == [1, 0, 1]
+
+
+def test_claims_stay_open_while_runs_are_missing(tmp_path):
+    write_folder(tmp_path, nll_offsets(), missing={"lvae-L2-bn-wu", "hvae-L2-plain"})
+    table = df.claims([tmp_path], epoch=EPOCH)
+    assert not table["a − b"].str.contains("L2").any()
+    verdicts = df.verdicts(table)
+    assert list(verdicts["verdict"]) == ["open"] * 3
+    assert verdicts.loc["3. the ladder is best at every depth",
+                        "comparisons measured"] == "3 of 4"
+    # No run at all: every claim open, nothing measured.
+    empty = df.verdicts(df.claims([tmp_path / "none"], epoch=EPOCH))
+    assert list(empty["verdict"]) == ["open"] * 3
+
+
+def test_points_come_from_the_first_folder_that_has_them(tmp_path):
+    first, second = tmp_path / "depth", tmp_path / "protocol"
+    write_folder(first, nll_offsets(), missing={"hvae-L5-bn-wu"})
+    nll = write_folder(second, {"hvae-L5-bn-wu": 0.0, "hvae-L1-plain": 9.0}, seed=1)
+    Results(first).record_event("hvae-L4-plain", {"event": "diverged", "epoch": 17})
+    points = df.points([first, second], epoch=EPOCH).set_index(["model", "layers"])
+    assert len(points) == 20                      # 4 models × 5 depths, one run twice
+    assert points.loc[("VAE+BN+WU", 5), "folder"] == "protocol"
+    assert points.loc[("VAE+BN+WU", 5), "test_nll"] == pytest.approx(nll["hvae-L5-bn-wu"]
+                                                                     .mean())
+    assert points.loc[("VAE", 1), "folder"] == "depth"       # the first folder wins
+    assert points.loc[("VAE", 4), "diverged"] and not points.loc[("VAE", 3), "diverged"]
+    assert points.loc[("LVAE+BN+WU", 1), "run"] == "hvae-L1-bn-wu"
+    none = df.points([tmp_path / "none"], epoch=EPOCH)
+    assert none["test_nll"].isna().all()
+
+
+def test_effects_table(tmp_path):
+    nll = write_folder(tmp_path, nll_offsets(), missing={"hvae-L3-bn"})
+    table = df.effects([tmp_path], epoch=EPOCH)
+    assert list(table.columns) == [f"L{n}" for n in df.LAYERS]
+    assert table.loc["ladder: LVAE+BN+WU − VAE+BN+WU", "L1"] == "—"
+    assert table.loc["BN: VAE+BN − VAE", "L3"] == "not yet"
+    mean, se = paired(nll["hvae-L2-bn"], nll["hvae-L2-plain"])
+    assert table.loc["BN: VAE+BN − VAE", "L2"] == f"{round(mean, 2):+.2f} ({round(se, 2):.2f})"
+
+
+def test_cost_is_the_recorded_training_time_scaled_to_the_full_length(tmp_path):
+    write_folder(tmp_path, nll_offsets())
+    cost = df.full_length_cost([tmp_path], epoch=EPOCH, epochs=2000)
+    assert len(cost) == 19
+    assert cost.iloc[:, 0].sum() == pytest.approx(19.0)
+    assert cost.iloc[:, 1].sum() == pytest.approx(19.0 * 2000 / 300)
