@@ -242,7 +242,7 @@ class Results:
             rows[epoch] = {"ΔNLL": round(d["delta_nll"], 2), "paired SE": round(d["se"], 2),
                            "SE of one model": round(d["se_a"], 2),
                            "verdict": verdict.replace("b better", f"{labels[1]} better")}
-        return pd.DataFrame(rows).T.rename_axis("epoch")
+        return pd.DataFrame.from_dict(rows, orient="index").rename_axis("epoch")
 
     # -- tables for the chapters ---------------------------------------------------------
     def final_table(self, names, labels: dict | None = None, columns=("epochs", "nll",

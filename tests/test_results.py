@@ -177,3 +177,26 @@ def test_the_newest_snapshot_of_an_unfinished_run_is_shipped_with_its_pca(tmp_pa
     (out / "runs").mkdir(parents=True, exist_ok=True)
     (out / "runs" / f"{c.name}.json").write_text("{}")
     assert shipping.ship_latest_snapshot(c, data, out) is None
+
+
+def test_paired_by_epoch_is_the_paired_difference_at_each_epoch(tmp_path):
+    rng = np.random.default_rng(3)
+    res = Results(tmp_path)
+    base = -230 + 5 * rng.standard_normal(300)
+    shifts = {1: 5.0, 10: 0.8, 100: -0.2}                  # NLL_a − NLL_b built in
+    for epoch, shift in shifts.items():
+        noise = 0.2 * rng.standard_normal((2, 300))
+        res.add_curve_images("lvae-L2-bn-wu", epoch, base - shift + noise[0])
+        res.add_curve_images("hvae-L2-bn-wu", epoch, base + noise[1])
+    res.add_curve_images("hvae-L2-bn-wu", 300, base)      # reached by one run only
+    table = res.paired_by_epoch("lvae-L2-bn-wu", "hvae-L2-bn-wu")
+    assert list(table.index) == [1, 10, 100]
+    assert table["ΔNLL"].dtype == np.float64                 # printed as "-0.20", not "-0.2"
+    for epoch in shifts:
+        ll_a = res.curve_images("lvae-L2-bn-wu")[epoch]
+        ll_b = res.curve_images("hvae-L2-bn-wu")[epoch]
+        t = stats.ttest_rel(-ll_a, -ll_b)
+        d = (-ll_a + ll_b).mean()
+        assert table.loc[epoch, "ΔNLL"] == pytest.approx(d, abs=0.006)
+        assert table.loc[epoch, "paired SE"] == pytest.approx(d / t.statistic, abs=0.006)
+    assert list(table["verdict"]) == ["HVAE better", "HVAE better", "LVAE better"]
