@@ -2,6 +2,7 @@
 
     python scripts/course_kit.py build [--out course_kit] [--verify] [CHAPTER ...]
     python scripts/course_kit.py grade CHAPTER SUBMISSIONS [--kit course_kit] [--csv FILE]
+                                       [--jobs N] [--timeout SECONDS] [--full]
     python scripts/course_kit.py figures [--out course_kit] [--fast] [--dpi 240] [CHAPTER ...]
 
 ``build`` writes, for every chapter of ``book/``:
@@ -26,7 +27,11 @@ full marks.
 student, or ``<student>/<chapter>.ipynb``) with the chapter's autograder, locally (``otter
 run``'s grader, without Docker or a server), and writes one CSV row per student: the points
 of each question, the total and the maximum. It grades in fast mode (``LVAE_FAST=1``, the
-checks hold in both modes) unless ``--full``; ``--jobs N`` grades N notebooks at once.
+checks hold in both modes) unless ``--full``; ``--jobs N`` grades N notebooks at once. Each
+notebook is graded in a process of its own, stopped with its kernel after ``--timeout``
+seconds (default 1200): a notebook that loops forever, or one otter cannot read, gets no
+points, an ``error`` column saying why, and a line on the terminal, and the others are
+graded as usual.
 
 ``figures`` executes the chapters (default mode, so the figures are the book's; ``--fast``
 for a quick look) with ``LVAE_FIGURE_DIR`` set, so that every numbered figure is saved at
@@ -40,13 +45,14 @@ import ast
 import builtins
 import copy
 import csv
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
@@ -274,6 +280,39 @@ def grade_one(submission: str, ag_zip: str) -> dict:
     return {**scores, "total": results.total, "possible": results.possible}
 
 
+def _kill_tree(pid: int) -> None:
+    """Kill a process and every process it started, children first."""
+    import psutil
+    try:
+        parent = psutil.Process(pid)
+        family = parent.children(recursive=True) + [parent]
+    except psutil.NoSuchProcess:
+        return
+    for p in family:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(family, timeout=10)
+
+
+def grade_in_process(submission: Path, ag_zip: Path, timeout: float) -> dict:
+    """``grade_one`` in a new process, killed with its kernel after ``timeout`` seconds: raises TimeoutError then, RuntimeError when grading failed."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "grade-one", str(submission),
+           str(ag_zip)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_tree(proc.pid)        # the grader and the kernel it started (a session apart)
+        proc.communicate()
+        raise TimeoutError(f"not finished within {timeout:g} s") from None
+    if proc.returncode != 0:
+        last = err.strip().splitlines()[-1] if err.strip() else f"exit {proc.returncode}"
+        raise RuntimeError(last)
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def _grade_env(full: bool, jobs: int) -> None:
     os.environ.setdefault("JUPYTER_PREFER_ENV_PATH", "1")
     if not full:
@@ -296,7 +335,7 @@ def submissions_of(folder: Path, chapter: str) -> dict[str, Path]:
 
 
 def grade(chapter: str, folder: Path, kit: Path, out: Path | None, full: bool,
-          jobs: int) -> int:
+          jobs: int, timeout: float = 1200) -> int:
     _grade_env(full, jobs)
     ag_zip = autograder_zip(kit, chapter)
     subs = submissions_of(folder, chapter)
@@ -304,19 +343,24 @@ def grade(chapter: str, folder: Path, kit: Path, out: Path | None, full: bool,
         raise SystemExit(f"no .ipynb files under {folder}")
     out = out or Path(f"grades-{chapter}.csv")
     t = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futures = {s: pool.submit(grade_one, str(p), str(ag_zip)) for s, p in subs.items()}
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = {s: pool.submit(grade_in_process, p, ag_zip, timeout)
+                   for s, p in subs.items()}
         rows = []
         for student, future in futures.items():
             try:
                 rows.append({"student": student, **future.result()})
-            except Exception as err:   # a notebook otter cannot read at all: no points
+            except Exception as err:   # unreadable, failed or too slow: no points
                 print(f"{student}: not graded ({type(err).__name__}: {err})", file=sys.stderr)
                 rows.append({"student": student, "total": 0, "possible": None,
                              "error": f"{type(err).__name__}: {err}"})
     fields = ["student"] + sorted({k for r in rows for k in r} - {"student", "total",
                                                                    "possible", "error"})
-    fields += ["total", "possible"] + (["error"] if any("error" in r for r in rows) else [])
+    if any("error" in r for r in rows):
+        fields += ["total", "possible", "error"]
+        rows = [{"error": "", **r} for r in rows]
+    else:
+        fields += ["total", "possible"]
     with open(out, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields, restval=0)
         writer.writeheader()
@@ -363,19 +407,30 @@ def main(argv=None) -> int:
     g.add_argument("--csv", type=Path, default=None, help="default: grades-CHAPTER.csv")
     g.add_argument("--full", action="store_true", help="run the notebooks in full mode")
     g.add_argument("--jobs", type=int, default=1, help="notebooks graded at once")
+    g.add_argument("--timeout", type=float, default=1200,
+                   help="seconds a notebook may take before it is stopped (no points)")
+    one = sub.add_parser("grade-one")      # used by grade: one notebook, JSON on stdout
+    one.add_argument("submission")
+    one.add_argument("ag_zip")
     f = sub.add_parser("figures", help="the chapters' figures at slide resolution")
     f.add_argument("chapters", nargs="*", help="chapter names (default: all)")
     f.add_argument("--out", type=Path, default=ROOT / "course_kit")
     f.add_argument("--fast", action="store_true", help="run the chapters in fast mode")
     f.add_argument("--dpi", type=float, default=240)
     args = parser.parse_args(argv)
+    if args.command == "grade-one":
+        print(json.dumps(grade_one(args.submission, args.ag_zip)))
+        return 0
     if args.command == "figures":
         return figures(args.out, args.chapters, args.fast, args.dpi)
     if args.command == "build":
         if args.verify:
             _grade_env(False, 1)
         return build(args.out, args.chapters, args.verify)
-    return grade(args.chapter, args.submissions, args.kit, args.csv, args.full, args.jobs)
+    if args.jobs < 1 or args.timeout <= 0:
+        parser.error("--jobs and --timeout must be positive")
+    return grade(args.chapter, args.submissions, args.kit, args.csv, args.full, args.jobs,
+                 args.timeout)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """The instructor's kit: grading the solutions gives full marks, an untouched student
-notebook zero on every question, and one wrong answer costs exactly that question's points.
+notebook zero on every question, and one wrong answer costs exactly that question's points;
+a notebook that never finishes is stopped, kernel and all, and gets none.
 
-Chapter 2 is the quickest to execute; the kit and the three gradings take about 40 s."""
+Chapter 2 is the quickest to execute; the kit and the four gradings take about 70 s."""
 import ast
 import csv
 import re
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+import psutil
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,7 +41,7 @@ def test_every_checked_exercise_has_a_hidden_test_and_a_question():
     assert len(course_kit.HIDDEN) == 17
 
 
-def test_grading_full_zero_and_one_wrong(tmp_path):
+def test_grading_full_zero_one_wrong_and_one_that_never_ends(tmp_path):
     kit, subs = tmp_path / "kit", tmp_path / "submissions"
     assert course_kit.build(kit, [CHAPTER], verify=False) == 0
     assert {p.name for p in (kit / "student").iterdir()} == {f"{CHAPTER}.ipynb"}
@@ -52,15 +54,28 @@ def test_grading_full_zero_and_one_wrong(tmp_path):
     q = next(q for q in course_kit.questions(solutions) if q["label"] == WRONG)
     solutions.cells[q["solution"]].source += GAUSSIAN_SAMPLER               # one wrong answer
     nbformat.write(solutions, subs / "carol.ipynb")
+    pid_file = tmp_path / "kernel.pid"                   # every answer right, then a loop
+    endless = nbformat.read(kit / "solutions" / f"{CHAPTER}.ipynb", as_version=4)
+    endless.cells.append(nbformat.v4.new_code_cell(
+        f"import os\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\nwhile True:\n"
+        "    pass"))
+    nbformat.write(endless, subs / "adam.ipynb")
 
     out = tmp_path / "grades.csv"
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "course_kit.py"), "grade",
                            CHAPTER, str(subs), "--kit", str(kit), "--csv", str(out),
-                           "--jobs", "2"], capture_output=True, text=True, cwd=tmp_path,
-                          timeout=400)
+                           "--jobs", "2", "--timeout", "60"], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=400)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = {r["student"]: r for r in csv.DictReader(out.open())}
-    assert set(rows) == {"alice", "bob", "carol"}
+    assert set(rows) == {"adam", "alice", "bob", "carol"}
+    assert float(rows["adam"]["total"]) == 0
+    assert rows["adam"]["error"] == "TimeoutError: not finished within 60 s"
+    assert "adam: not graded (TimeoutError" in done.stderr
+    assert all(rows[s]["error"] == "" for s in ("alice", "bob", "carol"))
+    kernel = int(pid_file.read_text())               # the looping kernel was stopped too
+    assert not psutil.pid_exists(kernel) or \
+        psutil.Process(kernel).status() == psutil.STATUS_ZOMBIE
     points = course_kit.POINTS
     for question in QUESTIONS:
         assert float(rows["alice"][question]) == points
