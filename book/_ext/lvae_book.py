@@ -192,6 +192,9 @@ def _rewrite_cdn_links(
         if pattern.search(body):
             body = pattern.sub(pathto("_static/" + local, 1), body)
     context["body"] = body
+# Each appendix's letter (the default of the config value lvae_appendix_letters); the
+# plain edition (scripts/plain_notebooks.py) numbers the appendix with the same letters.
+APPENDIX_LETTERS = {"book/appendix_gaussians": "A"}
 
 
 def _letter_appendix_numbers(app: Sphinx, env: Any) -> list[str]:
@@ -215,8 +218,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     # A change of mode changes this value, and "env" makes Sphinx re-read
     # every document instead of reusing doctrees from the other mode.
     app.add_config_value("lvae_fast_mode", fast_mode(), "env", bool)
-    app.add_config_value("lvae_appendix_letters", {"book/appendix_gaussians": "A"}, "env",
-                         dict)
+    app.add_config_value("lvae_appendix_letters", APPENDIX_LETTERS, "env", dict)
     app.connect("config-inited", _set_execution_cache, priority=100)
     app.connect("config-inited", _expire_results_readers, priority=110)
     app.connect("env-get-updated", _letter_appendix_numbers, priority=900)
