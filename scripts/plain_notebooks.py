@@ -508,15 +508,19 @@ def chapter_notebooks(book: Book, root: Path = ROOT) -> list[Path]:
     return [p for p in paths if p.suffix == ".ipynb"]
 
 
-def plain_notebook(book: Book, path: Path) -> nbformat.NotebookNode:
+def plain_notebook(book: Book, path: Path, docname: str | None = None
+                   ) -> nbformat.NotebookNode:
+    """The plain edition of one chapter (``docname`` as in ``_toc.yml``, by default
+    the notebook's path in the repository)."""
     nb = nbformat.read(path, as_version=4)
     plain = copy.deepcopy(nb)
-    docname = path.relative_to(ROOT).with_suffix("").as_posix()
+    if docname is None:
+        docname = path.relative_to(ROOT).with_suffix("").as_posix()
     state = State()
-    number = book.chapter[docname]      # the HTML book shows it before the title
+    number = book.chapter.get(docname)      # the HTML book shows it before the title
     titled = number is None
     for cell in plain.cells:
-        where = f"{path.relative_to(ROOT)}, cell {cell.get('id')}"
+        where = f"{docname}, cell {cell.get('id')}"
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
             continue
@@ -534,7 +538,7 @@ def plain_notebook(book: Book, path: Path) -> nbformat.NotebookNode:
         if left:
             raise PlainError(f"{where}: MyST left after the rewrite: {'; '.join(left)}")
     if state.gated is not None:
-        raise PlainError(f"{path.relative_to(ROOT)}: solution of {state.gated!r} has "
+        raise PlainError(f"{docname}: solution of {state.gated!r} has "
                          "no {solution-end}")
     return plain
 
