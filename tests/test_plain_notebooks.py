@@ -334,3 +334,61 @@ def test_a_plain_notebook_renders_without_myst_in_a_browser(tmp_path):
     assert state["details"] == 4 and all(n > 0 for n in state["inDetails"]), state
     assert "Figure 1.2." in text and "Exercise 1.4" in text and "(1.5)" in text
     assert "Rezende et al., 2014" in text
+
+
+# --------------------------------------------------------------------------- Colab
+
+
+def _launch_buttons(pagename):
+    """The header buttons of a chapter page as sphinx-book-theme builds them from
+    _config.yml (through jupyter-book's translation of it), then the local extension's
+    hook, as the build calls them."""
+    from types import SimpleNamespace
+
+    from jupyter_book.config import get_final_config
+    from sphinx_book_theme.header_buttons.launch import add_launch_buttons
+
+    sys.path.insert(0, str(ROOT / "book" / "_ext"))
+    try:
+        import lvae_book
+    finally:
+        sys.path.pop(0)
+    config, _ = get_final_config(user_yaml=ROOT / "_config.yml", sourcedir=ROOT,
+                                 cli_config={"latex_individualpages": False})
+    options = config["html_theme_options"]
+    org, repo = options["repository_url"].split("github.com/")[1].split("/")[:2]
+    app = SimpleNamespace(
+        config={"html_theme_options": options}, srcdir=str(ROOT),
+        env=SimpleNamespace(doc2path=lambda name: str(ROOT / f"{name}.ipynb"),
+                            metadata={pagename: {"kernelspec": {"name": "python3"}}}))
+    context = {"pagename": pagename, "header_buttons": [],
+               "sourcename": f"{pagename}.ipynb", "page_source_suffix": ".ipynb",
+               "github_url": "https://github.com", "github_user": org,
+               "github_repo": repo}
+    add_launch_buttons(app, pagename, "page.html", context, None)
+    lvae_book._colab_opens_plain_edition(app, pagename, "page.html", context, None)
+    (group,) = [g for g in context["header_buttons"] if g["label"] == "launch-buttons"]
+    return {b["text"]: b["url"] for b in group["buttons"]}
+
+
+def test_the_colab_button_opens_the_plain_edition():
+    urls = _launch_buttons("book/05_iwae")
+    assert urls["Colab"] == ("https://colab.research.google.com/github/lvae-book/"
+                             "lvae-book/blob/main/notebooks/05_iwae.ipynb")
+    assert urls["Binder"].endswith("urlpath=tree/book/05_iwae.ipynb")   # only Colab changes
+    assert (PLAIN / "05_iwae.ipynb").exists()
+
+
+def test_the_built_pages_colab_buttons_open_the_plain_edition():
+    """In a built book (when there is one; the test script builds it first) every
+    chapter page's Colab link opens its plain edition; without a build, the URL the
+    build would write for every chapter."""
+    for chapter in _chapters():
+        page = HTML_DIR / f"{chapter}.html"
+        if page.exists():
+            links = re.findall(r'href="(https://colab\.research\.google\.com/[^"]+)"',
+                               page.read_text(encoding="utf8"))
+        else:
+            links = [_launch_buttons(f"book/{chapter}")["Colab"]]
+        assert links and all(link.endswith(f"/blob/main/notebooks/{chapter}.ipynb")
+                             for link in links), (chapter, links)

@@ -38,6 +38,12 @@
   items are numbered A.1, A.2, ... instead (``lvae_appendix_letters`` maps a
   document to its letter), so "Exercise A.2" and "(A.3)" say where they are.
 
+* Colab opens the plain edition: Colab shows MyST (citations, cross-references,
+  exercises) as raw text, so each chapter's Colab launch button opens
+  ``notebooks/<chapter>.ipynb``, written by ``scripts/plain_notebooks.py``, instead of
+  ``book/<chapter>.ipynb``. sphinx-book-theme has no setting for the path of one
+  launch provider; the hook rewrites the URL the theme built.
+
 * A bounded wait for a new kernel: nbclient waits for a kernel's ``kernel_info``
   reply as long as a cell may run, and on a busy machine that reply is sometimes never
   seen (``kernel_wait.py`` says more); the wait now ends after 30 s and the notebook runs.
@@ -59,6 +65,9 @@ from typing import Any
 from sphinx.application import Sphinx
 from sphinx.config import Config
 from sphinx.errors import ConfigError
+from sphinx.util import logging
+
+LOGGER = logging.getLogger(__name__)
 
 VENDOR_FILES = (
     "vendor/mathjax/es5/tex-chtml.js",
@@ -212,6 +221,43 @@ def _letter_appendix_numbers(app: Sphinx, env: Any) -> list[str]:
     return []
 
 
+PLAIN_EDITION = "notebooks"
+
+
+def plain_edition_url(url: str, pagename: str, srcdir: Path) -> str | None:
+    """The Colab URL of the chapter's plain edition, from the one the theme built for
+    ``<pagename>.ipynb`` (``.../github/<org>/<repo>/blob/<branch>/book/03_vae.ipynb``
+    becomes ``.../blob/<branch>/notebooks/03_vae.ipynb``); None when the chapter has no
+    plain edition."""
+    name = Path(pagename).name + ".ipynb"
+    source = f"{pagename}.ipynb"
+    if not url.endswith("/" + source):
+        return None
+    if not (Path(srcdir) / PLAIN_EDITION / name).exists():
+        return None
+    return url[: -len(source)] + f"{PLAIN_EDITION}/{name}"
+
+
+def _colab_opens_plain_edition(
+    app: Sphinx, pagename: str, templatename: str, context: dict, doctree: Any
+) -> None:
+    """Point the page's Colab launch button at the plain edition (after the theme's
+    ``add_launch_buttons``, priority 501)."""
+    for group in context.get("header_buttons") or []:
+        if group.get("label") != "launch-buttons":
+            continue
+        for button in group.get("buttons", []):
+            if button.get("text") != "Colab":
+                continue
+            url = plain_edition_url(button["url"], pagename, Path(app.srcdir))
+            if url is None:
+                LOGGER.warning(f"{pagename}: no plain edition for its Colab button "
+                               f"({PLAIN_EDITION}/{Path(pagename).name}.ipynb): run "
+                               "python scripts/plain_notebooks.py")
+            else:
+                button["url"] = url
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     import kernel_wait  # book/_ext is on sys.path (_config.yml)
     kernel_wait.install()
@@ -227,6 +273,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("html-page-context", _dedupe_scripts, priority=900)
     app.connect("html-page-context", _drop_unused_widget_scripts, priority=910)
     app.connect("html-page-context", _rewrite_cdn_links, priority=900)
+    app.connect("html-page-context", _colab_opens_plain_edition, priority=510)
     return {
         "version": "1.0",
         "parallel_read_safe": True,
