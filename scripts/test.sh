@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install everything and run every test of the book, in fast mode (LVAE_FAST=1):
 #   0. lint the package, the tests and the benchmarks with ruff (pyproject.toml's settings),
-#   1. execute every chapter notebook with nbval (pytest --nbval-lax book/),
+#   1. execute every chapter notebook with nbval (pytest --nbval-lax book/; notebooks/, the
+#      plain edition, has the same code cells and is not executed again),
 #   2. build the HTML book with warnings as errors (scripts/build_book.sh),
 #   3. pytest tests/: the unit tests, the browser test of the built book and the
 #      JupyterLab test of the chapters (tests/test_jupyterlab.py).
