@@ -456,8 +456,15 @@ def rewrite_markdown(book: Book, docname: str, state: State, text: str) -> str:
         d = DIRECTIVE.match(m.group("info").strip())
         if d:
             options, body = _options(lines[i + 1:end])
-            out.append(rewrite_directive(book, docname, state, d.group("name"),
-                                         d.group("arg").strip(), options, body))
+            block = rewrite_directive(book, docname, state, d.group("name"),
+                                      d.group("arg").strip(), options, body)
+            # a block of its own: a directive may touch a paragraph, its plain form
+            # would join it (or, as "---", turn it into a heading)
+            if out and out[-1].split("\n")[-1].strip():
+                block = "\n" + block
+            if end + 1 < len(lines) and lines[end + 1].strip():
+                block += "\n"
+            out.append(block)
         else:
             out.append("\n".join(lines[i:end + 1]))     # a code block, as it is
         i = end + 1

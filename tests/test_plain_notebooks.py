@@ -121,6 +121,20 @@ def test_no_myst_is_left(chapter):
         assert any(re.search(p, _without_code(book_text), re.M) for _, p in MYST[:3])
 
 
+def test_rewritten_blocks_stand_apart_from_paragraphs():
+    """A directive may touch a paragraph in MyST; its plain form must not: a "---" right
+    under a line of text is a heading in Markdown, a bold line would join the paragraph."""
+    for chapter in _chapters():
+        for cell in _read(PLAIN / f"{chapter}.ipynb").cells:
+            if cell.cell_type != "markdown" or cell.id == "tex-macros":
+                continue
+            lines = cell.source.split("\n")
+            for before, line in zip(lines, lines[1:]):
+                starts = re.match(r"---$|\*\*(Figure|Exercise|Solution to) |<details>",
+                                  line)
+                assert not (starts and before.strip()), (chapter, cell.id, before, line)
+
+
 def test_the_script_refuses_myst_it_cannot_express(tmp_path):
     """An unknown role or directive stops the script with the chapter and the cell."""
     for source, syntax in [("See {term}`ELBO`.", "{term}"),
