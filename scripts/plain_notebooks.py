@@ -147,8 +147,8 @@ def markdown_cells(docname: str, root: Path = ROOT) -> list[tuple[str, str]]:
 
 
 def _blocks(text: str):
-    """Walk a cell's markdown: yields ``(kind, info)`` for fenced blocks in order,
-    ``kind`` "directive" (info: name, arg, options, body) or "code"."""
+    """The directives of a cell's markdown, in order (code blocks skipped): yields
+    ``(name, argument, options, body, first line, last line)``."""
     lines = text.split("\n")
     i = 0
     while i < len(lines):
@@ -160,8 +160,7 @@ def _blocks(text: str):
         d = DIRECTIVE.match(m.group("info").strip())
         if d:
             options, body = _options(lines[i + 1:end])
-            yield "directive", (d.group("name"), d.group("arg").strip(), options, body,
-                                i, end)
+            yield d.group("name"), d.group("arg").strip(), options, body, i, end
         i = end + 1
 
 
@@ -212,13 +211,13 @@ def _collect(book: Book, docname: str, counters: dict, root: Path) -> None:
                     "section", docname, None, head.group("title"))
         # numbered items in the order of the text: fenced directives and labelled $$
         items = []
-        for _kind, (name, arg, options, body, start, _end) in _blocks(text):
+        for name, arg, options, body, start, _end in _blocks(text):
             items.append((start, name, arg, options, body))
         for m in EQ_LABEL.finditer(text):
             items.append((text[:m.start()].count("\n"), "$$", "", {"label": m["label"]},
                           ""))
         for _line, name, arg, options, body in sorted(items, key=lambda x: x[0]):
-            if name in ("figure", "glue:figure", "glue:math") and not body.strip():
+            if name in ("figure", "glue:figure") and not body.strip():
                 continue      # an uncaptioned figure has no number
             if name in ("figure", "glue:figure"):
                 count("figure", options.get("name"))
@@ -389,11 +388,16 @@ def rewrite_directive(book: Book, docname: str, state: State, name: str, arg: st
 
     if name in ("figure", "glue:figure"):
         only("name")
-        if "name" not in options:
-            raise PlainError(f"{{{name}}} without :name: is not numbered")
+        if "name" not in options or not body.strip():
+            raise PlainError(f"{{{name}}} without :name: or caption is not numbered")
         if name == "figure":
             raise PlainError("{figure} (an image file) has no plain form yet")
         return f"**{book.number('figure', options['name'])}.** {body}"
+    if name == "math":
+        only("label")
+        label = options.get("label")
+        tag = f"\n\\tag{{{book.targets[label].number}}}" if label else ""
+        return f"$$\n{body}{tag}\n$$"
     if name == "exercise":
         only("label")
         label = options.get("label")
