@@ -12,6 +12,11 @@
 #   LANES=1 bash scripts/depth_runs.sh    # one lane only (the other core stays free)
 #   bash scripts/depth_runs.sh --stash    # copy the resumable state into $OUT/resume/
 #
+# The lanes share one queue: each takes the next run that no live lane has claimed
+# ($LOGS/claims/<run>/pid), so a lane started later, or on a second call, joins the same
+# queue. The queue completes the paper's three claims first (the plain, BN+WU and ladder
+# models at every depth), then the models with batch norm alone.
+#
 # Every run keeps a resumable checkpoint every 5 epochs in the checkpoint cache and is
 # skipped once it has been scored at UNTIL (k = 1000 on the learning curve's 2,000 test
 # images and on the first 2,000 training images binarized once); run the script again to
@@ -29,13 +34,26 @@ if [[ "${1:-}" == "--stash" ]]; then
   exec "$PY" -m lvae_core reproduce --out "$OUT" --stash
 fi
 
-# Shallow and deep ends of each claim first, then the middle depths.
-LANE1=hvae-L1-plain,hvae-L5-plain,hvae-L3-plain,hvae-L3-bn-wu,lvae-L3-bn-wu,hvae-L2-plain,hvae-L2-bn-wu,lvae-L2-bn-wu
-LANE2=hvae-L1-bn,hvae-L5-bn,hvae-L3-bn,hvae-L4-plain,hvae-L4-bn-wu,lvae-L4-bn-wu,hvae-L2-bn,hvae-L4-bn
+QUEUE=hvae-L1-plain,hvae-L5-plain,hvae-L3-plain,hvae-L3-bn-wu,lvae-L3-bn-wu,hvae-L1-bn
+QUEUE=$QUEUE,hvae-L2-plain,hvae-L2-bn-wu,lvae-L2-bn-wu,hvae-L4-plain,hvae-L4-bn-wu
+QUEUE=$QUEUE,lvae-L4-bn-wu,hvae-L5-bn,hvae-L3-bn,hvae-L2-bn,hvae-L4-bn
+CLAIMS=$LOGS/claims
 
-lane() {  # lane NAMES: the runs one after another, at one thread, at the lowest priority
-  local names=$1
-  for name in ${names//,/ }; do
+claim() {  # claim NAME: true when this lane may run NAME (no live lane has claimed it)
+  local dir=$CLAIMS/$1 pid
+  if ! mkdir "$dir" 2>/dev/null; then
+    sleep 1   # a lane that has just made the folder writes its PID next
+    pid=$(cat "$dir/pid" 2>/dev/null || true)
+    if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+      return 1
+    fi
+  fi
+  echo "$BASHPID" > "$dir/pid"
+}
+
+lane() {  # the queue's unclaimed runs one after another, at one thread, lowest priority
+  for name in ${QUEUE//,/ }; do
+    claim "$name" || continue
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE TORCHINDUCTOR_COMPILE_THREADS=1 \
       nice -n 19 "$PY" -m lvae_core reproduce --data fashion-mnist --grid lvae --only "$name" \
       --until "$UNTIL" --precision "$PRECISION" --checkpoint-every 5 --compile --no-progress \
@@ -44,12 +62,11 @@ lane() {  # lane NAMES: the runs one after another, at one thread, at the lowest
 }
 
 "$PY" -m lvae_core reproduce --out "$OUT" --unstash
-mkdir -p "$LOGS"
-for l in ${LANES:-1 2}; do
-  case $l in
-    1) lane "$LANE1" > "$LOGS/lane-1.log" 2>&1 & ;;
-    2) lane "$LANE2" > "$LOGS/lane-2.log" 2>&1 & ;;
-    *) echo "unknown lane $l (1 or 2)" >&2; exit 2 ;;
-  esac
+mkdir -p "$LOGS" "$CLAIMS"
+LANES=${LANES:-2}
+[[ "$LANES" =~ ^[1-9]$ ]] || { echo "LANES must be a number of lanes, 1 to 9" >&2; exit 2; }
+stamp=$(date +%Y%m%d-%H%M%S)
+for ((l = 1; l <= LANES; l++)); do
+  lane > "$LOGS/lane-$stamp-$l.log" 2>&1 &
 done
-echo "started lanes ${LANES:-1 2} (PIDs $(jobs -p | tr '\n' ' ')); logs in $LOGS/"
+echo "started $LANES lanes (PIDs $(jobs -p | tr '\n' ' ')); logs in $LOGS/lane-$stamp-*.log"

@@ -141,9 +141,16 @@ def test_effects_table(tmp_path):
     assert table.loc["BN: VAE+BN − VAE", "L2"] == f"{round(mean, 2):+.2f} ({round(se, 2):.2f})"
 
 
-def test_cost_is_the_recorded_training_time_scaled_to_the_full_length(tmp_path):
+def test_cost_is_the_recorded_time_and_the_fastest_rate_at_each_depth(tmp_path):
     write_folder(tmp_path, nll_offsets())
+    res = Results(tmp_path)
+    curve = res.curve("hvae-L2-bn")                      # a busier run at two layers
+    curve["points"][0]["train_seconds"] = 7200.0
+    res.write_curve(curve)
     cost = df.full_length_cost([tmp_path], epoch=EPOCH, epochs=2000)
     assert len(cost) == 19
-    assert cost.iloc[:, 0].sum() == pytest.approx(19.0)
-    assert cost.iloc[:, 1].sum() == pytest.approx(19.0 * 2000 / 300)
+    assert cost["hours for 300"].sum() == pytest.approx(20.0)
+    assert cost.loc["hvae-L2-bn", "s per epoch"] == pytest.approx(24.0)
+    # 2000 epochs at the fastest rate of each depth: 12 s per epoch for every run.
+    assert cost.loc["hvae-L2-bn", "hours for 2000"] == pytest.approx(12 * 2000 / 3600)
+    assert cost["hours for 2000"].sum() == pytest.approx(19 * 12 * 2000 / 3600)
