@@ -8,9 +8,10 @@ same ids; code cells unchanged; outputs cleared; the ``tex-macros`` cell kept, s
 defines the macros for Colab and VS Code), with the markdown rewritten:
 
 * ``{cite:t}`key``` -> "Sønderby et al. (2016)", ``{cite:p}`` and ``{cite}`` ->
-  "(Sønderby et al., 2016)", several keys joined with "; "; the names and years are read
-  from ``book/references.bib`` with pybtex, as sphinxcontrib-bibtex's author-year style
-  forms them (one author: the last name; two: "A and B"; more: "A et al.");
+  "(Sønderby et al., 2016)", several keys joined with "; " in the bibliography's order;
+  the names and years are read from ``book/references.bib`` with pybtex, as
+  sphinxcontrib-bibtex's author-year style forms them (one author: the last name; two:
+  "A and B"; more: "A et al.");
 * ``{numref}``, ``{eq}`` and ``{ref}`` -> "Figure 7.3", "(4.2)", "Exercise 1.2" or a
   section's title, numbered as the HTML book numbers them (see ``Book.number``);
   ``{doc}`` -> a link to the other notebook of the plain edition, with the title the
@@ -41,6 +42,7 @@ from pathlib import Path
 import nbformat
 import yaml
 from pybtex.database import parse_file
+from pybtex.plugin import find_plugin
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "notebooks"
@@ -100,6 +102,7 @@ class Book:
     targets: dict[str, Target] = field(default_factory=dict)
     formats: dict[str, str] = field(default_factory=dict)
     citations: dict[str, tuple[str, str]] = field(default_factory=dict)
+    citation_order: list[str] = field(default_factory=list)   # the bibliography's
     repository: str = ""                             # https://github.com/org/repo/blob/br
 
     def number(self, kind: str, label: str) -> str:
@@ -251,9 +254,10 @@ def load_book(root: Path = ROOT) -> Book:
     for target in book.targets.values():
         if target.number and target.doc in letters:
             target.number = f"{letters[target.doc]}.{target.number}"
-    bibfiles = config.get("bibtex_bibfiles", [])
-    for bib in bibfiles:
+    style = sphinx.get("bibtex_default_style", "alpha")
+    for bib in config.get("bibtex_bibfiles", []):
         book.citations.update(citation_labels(root / bib))
+        book.citation_order += bibliography_order(root / bib, style)
     repo = config.get("repository", {})
     book.repository = (f"{repo.get('url', '').rstrip('/')}/blob/"
                        f"{repo.get('branch', 'main')}/")
@@ -293,12 +297,20 @@ def citation_labels(bibfile: Path) -> dict[str, tuple[str, str]]:
     return labels
 
 
+def bibliography_order(bibfile: Path, style: str) -> list[str]:
+    """The keys in the order of the bibliography, which pybtex's formatting style
+    (``bibtex_default_style``) sorts; a role with several keys lists them in it."""
+    entries = parse_file(str(bibfile), bib_format="bibtex").entries
+    formatter = find_plugin("pybtex.style.formatting", style)()
+    return [entry.key for entry in formatter.sort(entries.values())]
+
+
 def cite(book: Book, role: str, keys: str) -> str:
-    found = []
-    for key in (k.strip() for k in keys.split(",")):
+    wanted = [k.strip() for k in keys.split(",")]
+    for key in wanted:
         if key not in book.citations:
             raise PlainError(f"unknown citation key {key!r}")
-        found.append(book.citations[key])
+    found = [book.citations[k] for k in book.citation_order if k in wanted]
     if role == "cite:t":
         return ", ".join(f"{who} ({year})" for who, year in found[:-1]) + (
             " and " if len(found) > 1 else "") + "{} ({})".format(*found[-1])
