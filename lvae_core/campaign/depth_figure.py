@@ -183,7 +183,7 @@ def plot(table, full=None, axes=None, epoch: int = 300):
     import matplotlib.pyplot as plt
     from ..plotting import WIDTH
     if axes is None:
-        fig, axes = plt.subplots(1, 3, figsize=(WIDTH, 3.0))
+        fig, axes = plt.subplots(1, 3, figsize=(WIDTH, 3.3))
     fig = axes[0].figure
     for model, (color, ls, marker) in STYLE.items():
         part = table[table["model"] == model]
@@ -202,7 +202,11 @@ def plot(table, full=None, axes=None, epoch: int = 300):
         ax.set_xlabel("stochastic layers")
         ax.set_xticks(LAYERS)
     axes[0].set_ylabel("NLL (nats)")
-    fig.tight_layout()
+    from matplotlib.lines import Line2D
+    handles = [Line2D([], [], color=color, ls=ls, marker=marker, ms=4, label=model)
+               for model, (color, ls, marker) in STYLE.items()]
+    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))     # the legend of all four models below
     return fig
 
 
