@@ -169,3 +169,15 @@ def test_the_figure_draws_what_was_measured_and_names_all_four_models(tmp_path):
     assert plain.get_ydata()[0] == pytest.approx(nll["hvae-L1-plain"].mean())
     assert sorted(line.get_label() for line in final.get_lines()) == ["LVAE+BN+WU",
                                                                       "VAE+BN+WU"]
+
+
+def test_depth_gains_table(tmp_path):
+    nll = write_folder(tmp_path, nll_offsets(), missing={"lvae-L3-bn-wu"})
+    table = df.depth_gains([tmp_path], epoch=EPOCH)
+    assert list(table.index) == list(df.DEPTH_FIGURE)
+    assert list(table.columns) == [f"L{n} − L1" for n in (2, 3, 4, 5)]
+    assert table.loc["LVAE+BN+WU", "L3 − L1"] == "not yet"
+    # the ladder's one-layer model is the hierarchy's
+    mean, se = paired(nll["lvae-L4-bn-wu"], nll["hvae-L1-bn-wu"])
+    assert table.loc["LVAE+BN+WU", "L4 − L1"] == f"{round(mean, 2):+.2f} ({round(se, 2):.2f})"
+    assert table.loc["VAE+BN+WU", "L4 − L1"].startswith("-1.2")        # 3 × 0.4 built in

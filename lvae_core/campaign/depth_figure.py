@@ -13,6 +13,7 @@ when the run was stopped at ``epoch``, on the first 2,000 training images binari
     points = df.points(folders, epoch=300)        # one row per model and depth
     df.claims(folders, epoch=300)                 # the paper's three claims, paired
     df.effects(folders, epoch=300)                # BN, warm-up, the ladder at each depth
+    df.depth_gains(folders, epoch=300)            # n layers against one, in each model
 """
 from __future__ import annotations
 
@@ -169,6 +170,21 @@ def effects(folders, epoch: int = 300, which: str = "test"):
             row = compare(folders, (a, n), (b, n), epoch, which)
             table[label][f"L{n}"] = (f"{row['ΔNLL']:+.2f} ({row['paired SE']:.2f})"
                                      if row else "not yet")
+    return pd.DataFrame(table).T
+
+
+def depth_gains(folders, epoch: int = 300, which: str = "test"):
+    """What depth buys within each model: NLL with n layers minus NLL with one, on the same
+    images, "ΔNLL (SE)", one row per model and one column per depth from 2 ("not yet" where
+    a run has not reached ``epoch``)."""
+    import pandas as pd
+    table = {}
+    for model in DEPTH_FIGURE:
+        table[model] = {}
+        for n in LAYERS[1:]:
+            row = compare(folders, (model, n), (model, 1), epoch, which)
+            table[model][f"L{n} − L1"] = (f"{row['ΔNLL']:+.2f} ({row['paired SE']:.2f})"
+                                          if row else "not yet")
     return pd.DataFrame(table).T
 
 
