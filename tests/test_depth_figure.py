@@ -154,3 +154,30 @@ def test_cost_is_the_recorded_time_and_the_fastest_rate_at_each_depth(tmp_path):
     # 2000 epochs at the fastest rate of each depth: 12 s per epoch for every run.
     assert cost.loc["hvae-L2-bn", "hours for 2000"] == pytest.approx(12 * 2000 / 3600)
     assert cost["hours for 2000"].sum() == pytest.approx(19 * 12 * 2000 / 3600)
+
+
+def test_the_figure_draws_what_was_measured_and_names_all_four_models(tmp_path):
+    import matplotlib
+    matplotlib.use("Agg")
+    nll = write_folder(tmp_path, nll_offsets(), missing={"hvae-L4-plain"})
+    table = df.points([tmp_path], epoch=EPOCH)
+    fig = df.plot(table, {("VAE+BN+WU", 5): 227.1, ("LVAE+BN+WU", 5): 226.9})
+    train, test, final = fig.axes
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == list(df.DEPTH_FIGURE)
+    plain = next(line for line in test.get_lines() if line.get_label() == "VAE")
+    assert list(plain.get_xdata()) == [1, 2, 3, 5]                 # L4 not reached
+    assert plain.get_ydata()[0] == pytest.approx(nll["hvae-L1-plain"].mean())
+    assert sorted(line.get_label() for line in final.get_lines()) == ["LVAE+BN+WU",
+                                                                      "VAE+BN+WU"]
+
+
+def test_depth_gains_table(tmp_path):
+    nll = write_folder(tmp_path, nll_offsets(), missing={"lvae-L3-bn-wu"})
+    table = df.depth_gains([tmp_path], epoch=EPOCH)
+    assert list(table.index) == list(df.DEPTH_FIGURE)
+    assert list(table.columns) == [f"L{n} − L1" for n in (2, 3, 4, 5)]
+    assert table.loc["LVAE+BN+WU", "L3 − L1"] == "not yet"
+    # the ladder's one-layer model is the hierarchy's
+    mean, se = paired(nll["lvae-L4-bn-wu"], nll["hvae-L1-bn-wu"])
+    assert table.loc["LVAE+BN+WU", "L4 − L1"] == f"{round(mean, 2):+.2f} ({round(se, 2):.2f})"
+    assert table.loc["VAE+BN+WU", "L4 − L1"].startswith("-1.2")        # 3 × 0.4 built in

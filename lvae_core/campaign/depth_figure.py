@@ -13,6 +13,7 @@ when the run was stopped at ``epoch``, on the first 2,000 training images binari
     points = df.points(folders, epoch=300)        # one row per model and depth
     df.claims(folders, epoch=300)                 # the paper's three claims, paired
     df.effects(folders, epoch=300)                # BN, warm-up, the ladder at each depth
+    df.depth_gains(folders, epoch=300)            # n layers against one, in each model
 """
 from __future__ import annotations
 
@@ -172,6 +173,21 @@ def effects(folders, epoch: int = 300, which: str = "test"):
     return pd.DataFrame(table).T
 
 
+def depth_gains(folders, epoch: int = 300, which: str = "test"):
+    """What depth buys within each model: NLL with n layers minus NLL with one, on the same
+    images, "ΔNLL (SE)", one row per model and one column per depth from 2 ("not yet" where
+    a run has not reached ``epoch``)."""
+    import pandas as pd
+    table = {}
+    for model in DEPTH_FIGURE:
+        table[model] = {}
+        for n in LAYERS[1:]:
+            row = compare(folders, (model, n), (model, 1), epoch, which)
+            table[model][f"L{n} − L1"] = (f"{row['ΔNLL']:+.2f} ({row['paired SE']:.2f})"
+                                          if row else "not yet")
+    return pd.DataFrame(table).T
+
+
 STYLE = {"VAE": ("tab:blue", ":", "o"), "VAE+BN": ("tab:green", "--", "^"),
          "VAE+BN+WU": ("tab:purple", "-", "s"), "LVAE+BN+WU": ("tab:red", "-", "D")}
 
@@ -183,7 +199,7 @@ def plot(table, full=None, axes=None, epoch: int = 300):
     import matplotlib.pyplot as plt
     from ..plotting import WIDTH
     if axes is None:
-        fig, axes = plt.subplots(1, 3, figsize=(WIDTH, 3.0))
+        fig, axes = plt.subplots(1, 3, figsize=(WIDTH, 3.3))
     fig = axes[0].figure
     for model, (color, ls, marker) in STYLE.items():
         part = table[table["model"] == model]
@@ -202,7 +218,11 @@ def plot(table, full=None, axes=None, epoch: int = 300):
         ax.set_xlabel("stochastic layers")
         ax.set_xticks(LAYERS)
     axes[0].set_ylabel("NLL (nats)")
-    fig.tight_layout()
+    from matplotlib.lines import Line2D
+    handles = [Line2D([], [], color=color, ls=ls, marker=marker, ms=4, label=model)
+               for model, (color, ls, marker) in STYLE.items()]
+    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))     # the legend of all four models below
     return fig
 
 
