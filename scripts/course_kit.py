@@ -297,7 +297,8 @@ def _kill_tree(pid: int) -> None:
 
 
 def grade_in_process(submission: Path, ag_zip: Path, timeout: float) -> dict:
-    """``grade_one`` in a new process, killed with its kernel after ``timeout`` seconds: raises TimeoutError then, RuntimeError when grading failed."""
+    """``grade_one`` in a new process, killed with its kernel after ``timeout`` seconds;
+    raises TimeoutError then, RuntimeError when grading failed."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "grade-one", str(submission),
            str(ag_zip)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

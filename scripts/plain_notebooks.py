@@ -104,6 +104,7 @@ class Book:
     citations: dict[str, tuple[str, str]] = field(default_factory=dict)
     citation_order: list[str] = field(default_factory=list)   # the bibliography's
     repository: str = ""                             # https://github.com/org/repo/blob/br
+    letters: dict[str, str] = field(default_factory=dict)    # appendix docname -> letter
 
     def number(self, kind: str, label: str) -> str:
         """"Figure 3.2", "(4.1)" or "Exercise 1.2", as the HTML book prints it."""
@@ -186,7 +187,10 @@ def _options(lines: list[str]) -> tuple[dict[str, str], str]:
 
 def _collect(book: Book, docname: str, counters: dict, root: Path) -> None:
     """Titles, section targets and the numbered items of one document, in order."""
-    secnum = (book.chapter[docname],) if book.chapter[docname] else ()
+    # a chapter's items are N.1, N.2, ...; an appendix's A.1, A.2, ... (the local
+    # extension restarts each appendix's count under its letter)
+    secnum = (book.chapter[docname],) if book.chapter[docname] else \
+        ((book.letters[docname],) if docname in book.letters else ())
 
     def count(kind: str, label: str | None, title: str | None = None) -> None:
         key = (kind, secnum)
@@ -241,19 +245,15 @@ def load_book(root: Path = ROOT) -> Book:
     book.formats = dict(FORMATS)
     sphinx = config.get("sphinx", {}).get("config", {})
     book.formats.update(sphinx.get("numfig_format", {}))
-    counters: dict = {}
-    for docname in docs:
-        _collect(book, docname, counters, root)
-    # the local extension prefixes each appendix's numbers with its letter
     sys.path.insert(0, str(root / "book" / "_ext"))
     try:
         from lvae_book import APPENDIX_LETTERS
     finally:
         sys.path.pop(0)
-    letters = sphinx.get("lvae_appendix_letters", APPENDIX_LETTERS)
-    for target in book.targets.values():
-        if target.number and target.doc in letters:
-            target.number = f"{letters[target.doc]}.{target.number}"
+    book.letters = sphinx.get("lvae_appendix_letters", APPENDIX_LETTERS)
+    counters: dict = {}
+    for docname in docs:
+        _collect(book, docname, counters, root)
     style = sphinx.get("bibtex_default_style", "alpha")
     for bib in config.get("bibtex_bibfiles", []):
         book.citations.update(citation_labels(root / bib))

@@ -203,11 +203,13 @@ def _rewrite_cdn_links(
     context["body"] = body
 # Each appendix's letter (the default of the config value lvae_appendix_letters); the
 # plain edition (scripts/plain_notebooks.py) numbers the appendix with the same letters.
-APPENDIX_LETTERS = {"book/appendix_gaussians": "A"}
+APPENDIX_LETTERS = {"book/appendix_gaussians": "A", "book/appendix_practice": "B"}
 
 
 def _letter_appendix_numbers(app: Sphinx, env: Any) -> list[str]:
-    """Prefix the figure, equation and exercise numbers of each appendix with its letter.
+    """Number the figures, equations and exercises of each appendix A.1, A.2, ... in the
+    order Sphinx counted them (in an unnumbered part its count runs on from one page to
+    the next, so each appendix restarts at 1 under its own letter).
 
     Runs after Sphinx's toctree collector has assigned the numbers (``env-get-updated``,
     priority 500); idempotent, as the collector re-assigns them on every update.
@@ -215,9 +217,10 @@ def _letter_appendix_numbers(app: Sphinx, env: Any) -> list[str]:
     letters = app.config.lvae_appendix_letters or {}
     for docname, letter in letters.items():
         for numbers in env.toc_fignumbers.get(docname, {}).values():
-            for key, number in list(numbers.items()):
-                if not number or number[0] != letter:
-                    numbers[key] = (letter, *number)
+            counted = sorted(numbers.items(), key=lambda item: tuple(
+                x for x in item[1] if isinstance(x, int)))
+            for i, (key, _number) in enumerate(counted, start=1):
+                numbers[key] = (letter, i)
     return []
 
 
