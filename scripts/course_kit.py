@@ -9,6 +9,9 @@
 
 * ``student/<chapter>.ipynb``: the chapter without its solutions (the export of
   ``scripts/export_student_notebooks.py``); the exercise cells and their checks stay;
+* ``student-plain/<chapter>.ipynb``: the same in the plain edition's Markdown
+  (``scripts/plain_notebooks.py``), for students who open it in Colab or VS Code, which
+  show MyST raw; its cells and code are the student notebook's, so it is graded alike;
 * ``solutions/<chapter>.ipynb``: the chapter as the book has it, outputs cleared;
 * ``autograder/<chapter>/``, for a chapter with checked exercises: the otter-grader master
   notebook generated from the chapter (``<chapter>-master.ipynb``), and what ``otter assign``
@@ -219,7 +222,9 @@ def autograder_zip(kit: Path, chapter: str) -> Path:
 def build(out: Path, chapters: list[str], verify: bool) -> int:
     book = ROOT / "book"
     paths = [book / f"{c}.ipynb" for c in chapters] if chapters else sorted(book.glob("*.ipynb"))
-    for sub in ("student", "solutions", "autograder"):
+    import plain_notebooks
+    plain_book = plain_notebooks.load_book(ROOT)
+    for sub in ("student", "student-plain", "solutions", "autograder"):
         shutil.rmtree(out / sub, ignore_errors=True)
         (out / sub).mkdir(parents=True)
     rows = []
@@ -228,6 +233,9 @@ def build(out: Path, chapters: list[str], verify: bool) -> int:
         nbformat.write(_cleared(nbformat.read(path, as_version=4)), out / "solutions" / path.name)
         student, _ = student_version(nbformat.read(path, as_version=4))
         nbformat.write(student, out / "student" / path.name)
+        nbformat.write(plain_notebooks.plain_notebook(
+            plain_book, out / "student" / path.name, f"book/{chapter}"),
+            out / "student-plain" / path.name)
         rows += exercise_rows(chapter, nb)
         if not questions(nb):
             print(f"{chapter}: student and solutions (no checked exercises)")

@@ -45,6 +45,19 @@ def test_grading_full_zero_one_wrong_and_one_that_never_ends(tmp_path):
     kit, subs = tmp_path / "kit", tmp_path / "submissions"
     assert course_kit.build(kit, [CHAPTER], verify=False) == 0
     assert {p.name for p in (kit / "student").iterdir()} == {f"{CHAPTER}.ipynb"}
+    # the plain-Markdown copy for Colab and VS Code: the student notebook's cells and code,
+    # no MyST left, no solution
+    import plain_notebooks
+    student = nbformat.read(kit / "student" / f"{CHAPTER}.ipynb", as_version=4)
+    plain = nbformat.read(kit / "student-plain" / f"{CHAPTER}.ipynb", as_version=4)
+    assert [(c.id, c.cell_type) for c in plain.cells] == \
+        [(c.id, c.cell_type) for c in student.cells]
+    assert [c.source for c in plain.cells if c.cell_type == "code"] == \
+        [c.source for c in student.cells if c.cell_type == "code"]
+    text = "\n".join(c.source for c in plain.cells if c.cell_type == "markdown")
+    assert "{exercise}" in "\n".join(c.source for c in student.cells)
+    assert not plain_notebooks.leftovers(text) and "**Exercise 2.1" in text
+    assert "Solution" not in text
     subs.mkdir()
     solutions = nbformat.read(kit / "solutions" / f"{CHAPTER}.ipynb", as_version=4)
     nbformat.write(solutions, subs / "alice.ipynb")                      # every answer right
