@@ -101,6 +101,17 @@ def test_one_measured_contradiction_is_enough(tmp_path):
     assert list(verdicts["contradict"]) == [1, 0, 1]
 
 
+def test_a_difference_within_two_standard_errors_leaves_a_claim_unresolved(tmp_path):
+    # the ladder level with the hierarchy at two layers; every other comparison agrees
+    offsets = nll_offsets()
+    write_folder(tmp_path, nll_offsets(**{"lvae-L2-bn-wu": offsets["hvae-L2-bn-wu"]}))
+    table = df.claims([tmp_path], epoch=EPOCH).set_index("a − b")
+    assert table.loc["LVAE+BN+WU L2 − VAE+BN+WU L2", "verdict"].startswith("no difference")
+    verdicts = df.verdicts(table.reset_index())
+    assert list(verdicts["verdict"]) == ["holds", "holds", "unresolved"]
+    assert list(verdicts["agree"]) == [4, 6, 3]
+
+
 def test_claims_stay_open_while_runs_are_missing(tmp_path):
     write_folder(tmp_path, nll_offsets(), missing={"lvae-L2-bn-wu", "hvae-L2-plain"})
     table = df.claims([tmp_path], epoch=EPOCH)

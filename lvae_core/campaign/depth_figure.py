@@ -229,7 +229,8 @@ def plot(table, full=None, axes=None, epoch: int = 300):
 def verdicts(table) -> "object":
     """One verdict per claim from ``claims(...)``: "holds" when every comparison of the claim
     has been measured and agrees with it, "does not hold" when a measured one contradicts
-    it, "open" when neither (comparisons still missing)."""
+    it, "unresolved" when all are measured and none contradicts it but some differences are
+    within the standard errors' level, and "open" while comparisons are still missing."""
     import pandas as pd
     rows = []
     for claim, pairs in CLAIMS.items():
@@ -245,6 +246,8 @@ def verdicts(table) -> "object":
             verdict = "does not hold"
         elif agree == len(pairs):
             verdict = "holds"
+        elif len(measured) == len(pairs):
+            verdict = "unresolved"
         else:
             verdict = "open"
         rows.append({"claim": claim, "comparisons measured": f"{len(measured)} of {len(pairs)}",
