@@ -155,6 +155,11 @@ def claims(folders, epoch: int = 300, which: str = "test", level: float = 2.0):
     return pd.DataFrame(rows, columns=["claim", "a − b", "ΔNLL", "paired SE", "z", "verdict"])
 
 
+def _cell(row: dict | None) -> str:
+    """A comparison as a table cell, "ΔNLL (SE)", or "not yet" before it is measured."""
+    return f"{row['ΔNLL']:+.2f} ({row['paired SE']:.2f})" if row else "not yet"
+
+
 def effects(folders, epoch: int = 300, which: str = "test"):
     """What batch norm, warm-up and the ladder each change at each depth: a table of paired
     differences "ΔNLL (SE)", one row per ``EFFECTS`` entry and one column per depth: "not
@@ -168,8 +173,7 @@ def effects(folders, epoch: int = 300, which: str = "test"):
                 table[label][f"L{n}"] = "—"
                 continue
             row = compare(folders, (a, n), (b, n), epoch, which)
-            table[label][f"L{n}"] = (f"{row['ΔNLL']:+.2f} ({row['paired SE']:.2f})"
-                                     if row else "not yet")
+            table[label][f"L{n}"] = _cell(row)
     return pd.DataFrame(table).T
 
 
@@ -183,8 +187,7 @@ def depth_gains(folders, epoch: int = 300, which: str = "test"):
         table[model] = {}
         for n in LAYERS[1:]:
             row = compare(folders, (model, n), (model, 1), epoch, which)
-            table[model][f"L{n} − L1"] = (f"{row['ΔNLL']:+.2f} ({row['paired SE']:.2f})"
-                                          if row else "not yet")
+            table[model][f"L{n} − L1"] = _cell(row)
     return pd.DataFrame(table).T
 
 
