@@ -63,20 +63,11 @@ from urllib.parse import urldefrag, urljoin, urlparse
 
 import pytest
 import yaml
+from chromium import CHROMIUM, CHROMIUM_ARGS
 
 ROOT = Path(__file__).resolve().parents[1]
 HTML_DIR = Path(os.environ.get("LVAE_HTML_DIR") or ROOT / "_build" / "html")
 SCREENSHOT_DIR = ROOT / "_build" / "screenshots"
-CHROMIUM = os.environ.get("LVAE_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-    "--disable-quic",
-]
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 TIMEOUT_MS = 60_000
 DESKTOP, PHONE = 1280, 390   # viewport widths in CSS pixels

@@ -50,19 +50,16 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from pathlib import Path
 
 import nbformat
 import pytest
+from chromium import CHROMIUM, CHROMIUM_ARGS, in_browser_thread
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "_build" / "jupyterlab"
-CHROMIUM = os.environ.get("LVAE_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
 IN_CI = os.environ.get("CI", "").lower() not in {"", "0", "false", "no"}
 # The checkpoint cache as it was before conftest gave each test its own: the chapters
 # then load what the notebook step of scripts/test.sh trained instead of training again.
@@ -364,31 +361,6 @@ def browser():
     return pytest.importorskip("playwright.sync_api")
 
 
-def _in_browser_thread(sync_api, work):
-    """Run ``work(context)`` with a fresh Chromium in a new thread; return its result."""
-    outcome: dict = {}
-
-    def target():
-        try:
-            with sync_api.sync_playwright() as pw:
-                chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-                                              headless=True)
-                try:
-                    outcome["value"] = work(chromium.new_context(viewport={"width": 1280,
-                                                                           "height": 1000}))
-                finally:
-                    chromium.close()
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=target, name="jupyterlab-browser", daemon=True)
-    thread.start()
-    thread.join()
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
-
-
 @pytest.fixture(scope="module")
 def summary():
     rows: list[str] = []
@@ -666,8 +638,9 @@ def _move_widget(page, chapter: str):
 
 @pytest.mark.parametrize("chapter", BROWSER_CHAPTERS)
 def test_chapter_runs_and_renders_in_jupyterlab(jupyterlab, browser, summary, chapter):
-    problems = _in_browser_thread(browser, lambda context: _check_chapter(context, jupyterlab,
-                                                                         summary, chapter))
+    problems = in_browser_thread(browser, lambda chromium: _check_chapter(
+        chromium.new_context(viewport={"width": 1280, "height": 1000}), jupyterlab, summary,
+        chapter))
     assert not problems, f"{chapter}:\n  " + "\n  ".join(problems)
 
 
