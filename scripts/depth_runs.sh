@@ -15,7 +15,10 @@
 # The lanes share one queue: each takes the next run that no live lane has claimed
 # ($LOGS/claims/<run>/pid), so a lane started later, or on a second call, joins the same
 # queue. The queue completes the paper's three claims first (the plain, BN+WU and ladder
-# models at every depth), then the models with batch norm alone.
+# models at every depth), then the models with batch norm alone, and last trains again to
+# UNTIL the three models results/fashion-mnist-protocol trained to the end: their curves
+# give the test points, but only a run stopped at UNTIL is scored on training images (the
+# figure's first panel), and the same seed trained twice shows how far a point moves.
 #
 # Every run keeps a resumable checkpoint every 5 epochs in the checkpoint cache and is
 # skipped once it has been scored at UNTIL (k = 1000 on the learning curve's 2,000 test
@@ -37,6 +40,7 @@ fi
 QUEUE=hvae-L1-plain,hvae-L5-plain,hvae-L3-plain,hvae-L3-bn-wu,lvae-L3-bn-wu,hvae-L1-bn
 QUEUE=$QUEUE,hvae-L2-plain,hvae-L2-bn-wu,lvae-L2-bn-wu,hvae-L4-plain,hvae-L4-bn-wu
 QUEUE=$QUEUE,lvae-L4-bn-wu,hvae-L5-bn,hvae-L3-bn,hvae-L2-bn,hvae-L4-bn
+QUEUE=$QUEUE,hvae-L1-bn-wu,hvae-L5-bn-wu,lvae-L5-bn-wu
 CLAIMS=$LOGS/claims
 
 claim() {  # claim NAME: true when this lane may run NAME (no live lane has claimed it)
