@@ -192,3 +192,27 @@ def test_depth_gains_table(tmp_path):
     mean, se = paired(nll["lvae-L4-bn-wu"], nll["hvae-L1-bn-wu"])
     assert table.loc["LVAE+BN+WU", "L4 − L1"] == f"{round(mean, 2):+.2f} ({round(se, 2):.2f})"
     assert table.loc["VAE+BN+WU", "L4 − L1"].startswith("-1.2")        # 3 × 0.4 built in
+
+
+def test_same_seed_compares_only_the_runs_both_folders_trained(tmp_path):
+    """Runs written to two folders: the rows are the runs both reached, each with its
+    folder's NLL and the paired difference computed by numpy; an identical copy gives 0."""
+    first = write_folder(tmp_path / "first", nll_offsets(), seed=1)
+    second = write_folder(tmp_path / "second", nll_offsets(),
+                          missing=[n for n in first if n != "hvae-L5-bn-wu"], seed=2)
+    Results(tmp_path / "copy").write_curve(Results(tmp_path / "first").curve("hvae-L1-plain"))
+    Results(tmp_path / "copy").add_curve_images("hvae-L1-plain", EPOCH,
+                                                -first["hvae-L1-plain"])
+    table = df.same_seed(tmp_path / "first", tmp_path / "second", epoch=EPOCH)
+    assert list(table.index) == ["hvae-L5-bn-wu"]
+    row = table.loc["hvae-L5-bn-wu"]
+    mean, se = paired(second["hvae-L5-bn-wu"], first["hvae-L5-bn-wu"])
+    assert row["ΔNLL"] == pytest.approx(mean, abs=6e-4)
+    assert row["paired SE"] == pytest.approx(se, abs=6e-4)
+    assert row["first"] == pytest.approx(first["hvae-L5-bn-wu"].mean(), abs=0.006)
+    assert row["second"] == pytest.approx(second["hvae-L5-bn-wu"].mean(), abs=0.006)
+    biggest = np.abs(second["hvae-L5-bn-wu"] - first["hvae-L5-bn-wu"]).max()
+    assert row["largest |Δ| on one image"] == pytest.approx(biggest, abs=6e-4)
+    same = df.same_seed(tmp_path / "first", tmp_path / "copy", epoch=EPOCH).loc["hvae-L1-plain"]
+    assert same["ΔNLL"] == 0 and same["largest |Δ| on one image"] == 0
+    assert df.same_seed(tmp_path / "first", tmp_path / "copy", epoch=EPOCH + 1).empty

@@ -14,6 +14,7 @@ when the run was stopped at ``epoch``, on the first 2,000 training images binari
     df.claims(folders, epoch=300)                 # the paper's three claims, paired
     df.effects(folders, epoch=300)                # BN, warm-up, the ladder at each depth
     df.depth_gains(folders, epoch=300)            # n layers against one, in each model
+    df.same_seed(*folders, epoch=300)             # the runs trained in both, compared
 """
 from __future__ import annotations
 
@@ -189,6 +190,27 @@ def depth_gains(folders, epoch: int = 300, which: str = "test"):
             row = compare(folders, (model, n), (model, 1), epoch, which)
             table[model][f"L{n} − L1"] = _cell(row)
     return pd.DataFrame(table).T
+
+
+def same_seed(first, second, epoch: int = 300, which: str = "test"):
+    """The runs of the figure trained in both folders with the same configuration and seed:
+    one row per run that reached ``epoch`` in both, with each folder's NLL, the paired
+    difference second − first on the same images with its SE, and the largest difference
+    on one image (0 when the two trainings computed the same model)."""
+    import numpy as np
+    import pandas as pd
+    first, second = _folders([first])[0], _folders([second])[0]
+    rows = []
+    for name in dict.fromkeys(run_name(m, n) for m in DEPTH_FIGURE for n in LAYERS):
+        a, b = (_per_image([f], name, epoch, which) for f in (first, second))
+        if a is None or b is None:
+            continue
+        r = comparison.paired_difference(b, a)
+        rows.append({"run": name, first.name: round(float(-np.mean(a)), 2),
+                     second.name: round(float(-np.mean(b)), 2),
+                     "ΔNLL": round(r["delta_nll"], 3), "paired SE": round(r["se"], 3),
+                     "largest |Δ| on one image": round(float(np.max(np.abs(a - b))), 3)})
+    return pd.DataFrame(rows).set_index("run") if rows else pd.DataFrame()
 
 
 STYLE = {"VAE": ("tab:blue", ":", "o"), "VAE+BN": ("tab:green", "--", "^"),
