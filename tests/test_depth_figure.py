@@ -200,6 +200,9 @@ def test_same_seed_compares_only_the_runs_both_folders_trained(tmp_path):
     first = write_folder(tmp_path / "first", nll_offsets(), seed=1)
     second = write_folder(tmp_path / "second", nll_offsets(),
                           missing=[n for n in first if n != "hvae-L5-bn-wu"], seed=2)
+    curve = Results(tmp_path / "second").curve("hvae-L5-bn-wu")
+    curve["points"][0]["active_units"] = [2, 0]
+    Results(tmp_path / "second").write_curve(curve)
     Results(tmp_path / "copy").write_curve(Results(tmp_path / "first").curve("hvae-L1-plain"))
     Results(tmp_path / "copy").add_curve_images("hvae-L1-plain", EPOCH,
                                                 -first["hvae-L1-plain"])
@@ -213,6 +216,7 @@ def test_same_seed_compares_only_the_runs_both_folders_trained(tmp_path):
     assert row["second"] == pytest.approx(second["hvae-L5-bn-wu"].mean(), abs=0.006)
     biggest = np.abs(second["hvae-L5-bn-wu"] - first["hvae-L5-bn-wu"]).max()
     assert row["largest |Δ| on one image"] == pytest.approx(biggest, abs=6e-4)
+    assert row["active units"] == "3-1 → 2-0"
     same = df.same_seed(tmp_path / "first", tmp_path / "copy", epoch=EPOCH).loc["hvae-L1-plain"]
     assert same["ΔNLL"] == 0 and same["largest |Δ| on one image"] == 0
     assert df.same_seed(tmp_path / "first", tmp_path / "copy", epoch=EPOCH + 1).empty

@@ -195,8 +195,9 @@ def depth_gains(folders, epoch: int = 300, which: str = "test"):
 def same_seed(first, second, epoch: int = 300, which: str = "test"):
     """The runs of the figure trained in both folders with the same configuration and seed:
     one row per run that reached ``epoch`` in both, with each folder's NLL, the paired
-    difference second − first on the same images with its SE, and the largest difference
-    on one image (0 when the two trainings computed the same model)."""
+    difference second − first on the same images with its SE, the largest difference on
+    one image (0 when the two trainings computed the same model), and the active units per
+    layer of each, "first → second"."""
     import numpy as np
     import pandas as pd
     first, second = _folders([first])[0], _folders([second])[0]
@@ -209,7 +210,10 @@ def same_seed(first, second, epoch: int = 300, which: str = "test"):
         rows.append({"run": name, first.name: round(float(-np.mean(a)), 2),
                      second.name: round(float(-np.mean(b)), 2),
                      "ΔNLL": round(r["delta_nll"], 3), "paired SE": round(r["se"], 3),
-                     "largest |Δ| on one image": round(float(np.max(np.abs(a - b))), 3)})
+                     "largest |Δ| on one image": round(float(np.max(np.abs(a - b))), 3),
+                     "active units": " → ".join(
+                         "-".join(map(str, f.point(name, epoch).get("active_units", [])))
+                         for f in (first, second))})
     return pd.DataFrame(rows).set_index("run") if rows else pd.DataFrame()
 
 
