@@ -220,3 +220,19 @@ def test_same_seed_compares_only_the_runs_both_folders_trained(tmp_path):
     same = df.same_seed(tmp_path / "first", tmp_path / "copy", epoch=EPOCH).loc["hvae-L1-plain"]
     assert same["ΔNLL"] == 0 and same["largest |Δ| on one image"] == 0
     assert df.same_seed(tmp_path / "first", tmp_path / "copy", epoch=EPOCH + 1).empty
+
+
+def test_same_seed_by_epoch_is_same_seed_at_each_epoch(tmp_path):
+    write_folder(tmp_path / "first", nll_offsets(), seed=1)
+    write_folder(tmp_path / "second", nll_offsets(), seed=2,
+                 missing=[n for n in nll_offsets() if n not in ("hvae-L5-bn-wu", "hvae-L1-bn")])
+    table = df.same_seed_by_epoch(tmp_path / "first", tmp_path / "second")
+    assert list(table.columns) == [EPOCH] and list(table.index) == ["hvae-L1-bn",
+                                                                     "hvae-L5-bn-wu"]
+    at = df.same_seed(tmp_path / "first", tmp_path / "second", epoch=EPOCH)
+    for run in table.index:
+        row = at.loc[run]
+        assert table.loc[run, EPOCH] == f"{row['ΔNLL']:+.2f} ({row['paired SE']:.2f})"
+    wider = df.same_seed_by_epoch(tmp_path / "first", tmp_path / "second",
+                                  epochs=(EPOCH, EPOCH + 1))
+    assert (wider[EPOCH + 1] == "—").all() and (wider[EPOCH] == table[EPOCH]).all()

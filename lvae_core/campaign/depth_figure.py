@@ -15,6 +15,7 @@ when the run was stopped at ``epoch``, on the first 2,000 training images binari
     df.effects(folders, epoch=300)                # BN, warm-up, the ladder at each depth
     df.depth_gains(folders, epoch=300)            # n layers against one, in each model
     df.same_seed(*folders, epoch=300)             # the runs trained in both, compared
+    df.same_seed_by_epoch(*folders)               # ... at every epoch of their curves
 """
 from __future__ import annotations
 
@@ -215,6 +216,25 @@ def same_seed(first, second, epoch: int = 300, which: str = "test"):
                          "-".join(map(str, f.point(name, epoch).get("active_units", [])))
                          for f in (first, second))})
     return pd.DataFrame(rows).set_index("run") if rows else pd.DataFrame()
+
+
+def same_seed_by_epoch(first, second, epochs=None, which: str = "test"):
+    """``same_seed``'s paired difference second − first, "ΔNLL (SE)", at every epoch of
+    ``epochs`` (default: those both learning curves have): one row per run, one column per
+    epoch, "—" where a curve lacks the epoch."""
+    import pandas as pd
+    first, second = _folders([first])[0], _folders([second])[0]
+    if epochs is None:
+        names = dict.fromkeys(run_name(m, n) for m in DEPTH_FIGURE for n in LAYERS)
+        epochs = sorted({e for name in names
+                         for e in set(first.curve_images(name, which))
+                         & set(second.curve_images(name, which))})
+    epochs = list(epochs)
+    table: dict = {}
+    for epoch in epochs:
+        for run, row in same_seed(first, second, epoch, which).iterrows():
+            table.setdefault(run, dict.fromkeys(epochs, "—"))[epoch] = _cell(row.to_dict())
+    return pd.DataFrame.from_dict(table, orient="index", columns=epochs)
 
 
 STYLE = {"VAE": ("tab:blue", ":", "o"), "VAE+BN": ("tab:green", "--", "^"),
