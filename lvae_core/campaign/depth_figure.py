@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from .. import comparison
 from ..results import Results
-from .grids import DEPTH_FIGURE
+from .grids import DEPTH_FIGURE, depth_figure_names
 
 LAYERS = (1, 2, 3, 4, 5)
 #: The paper's three claims and the comparisons that test each. A comparison is a pair
@@ -203,7 +203,7 @@ def same_seed(first, second, epoch: int = 300, which: str = "test"):
     import pandas as pd
     first, second = _folders([first])[0], _folders([second])[0]
     rows = []
-    for name in dict.fromkeys(run_name(m, n) for m in DEPTH_FIGURE for n in LAYERS):
+    for name in depth_figure_names(LAYERS):
         a, b = (_per_image([f], name, epoch, which) for f in (first, second))
         if a is None or b is None:
             continue
@@ -225,8 +225,7 @@ def same_seed_by_epoch(first, second, epochs=None, which: str = "test"):
     import pandas as pd
     first, second = _folders([first])[0], _folders([second])[0]
     if epochs is None:
-        names = dict.fromkeys(run_name(m, n) for m in DEPTH_FIGURE for n in LAYERS)
-        epochs = sorted({e for name in names
+        epochs = sorted({e for name in depth_figure_names(LAYERS)
                          for e in set(first.curve_images(name, which))
                          & set(second.curve_images(name, which))})
     epochs = list(epochs)
